@@ -1,0 +1,54 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "bems",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "BEMSCore", targets: ["BEMSCore"]),
+        .executable(name: "bems", targets: ["bems"]),
+        .executable(name: "bems-validate", targets: ["bems-validate"]),
+        .executable(name: "bems-normalize", targets: ["bems-normalize"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // C libraries, each behind one system-library target (STYLE.md §1).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+
+        // All pipeline logic.
+        .target(
+            name: "BEMSCore",
+            dependencies: [
+                "CLibPQ",
+                "CZstd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Chunk/FORMAT.md"]
+        ),
+        // Options and error handling shared by the thin executables.
+        .target(
+            name: "BEMSCommandSupport",
+            dependencies: [
+                "BEMSCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "bems", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+        .executableTarget(name: "bems-validate", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+        .executableTarget(name: "bems-normalize", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+
+        .testTarget(
+            name: "BEMSCoreTests",
+            dependencies: ["BEMSCore"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
