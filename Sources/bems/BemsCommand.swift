@@ -2,11 +2,12 @@ import ArgumentParser
 import BEMSCommandSupport
 import BEMSCore
 
+/// `bems`: operator commands around the stage executables.
 @main
 struct BemsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bems",
         abstract: "Operator commands for the CU-BEMS import pipeline.",
-        subcommands: []
+        subcommands: [StatusCommand.self, RollbackCommand.self]
     )
 }

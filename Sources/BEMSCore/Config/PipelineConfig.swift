@@ -1,0 +1,76 @@
+import Foundation
+
+/// The pipeline configuration, read from `pipeline.json`.
+///
+/// Every key is type-checked; an unknown or mistyped key is a ``PipelineError`` (exit 64) that names the key path.
+/// README.md documents each key.
+package struct PipelineConfig: Sendable, Equatable {
+    /// One input: a CSV file or a folder of `<year>Floor<n>.csv` files, with an optional explicit floor.
+    package struct Source: Sendable, Equatable, Codable {
+        package var path: String
+        package var floor: Int?
+    }
+
+    /// The valid and plausible ranges of one equipment type, as scaled decimals (×10^4).
+    package struct Range: Sendable, Equatable {
+        /// A value outside this range is rejected.
+        package var valid: ClosedRange<Int64>
+        /// A value inside `valid` but outside this range is kept with status `anomaly`.
+        package var plausible: ClosedRange<Int64>
+    }
+
+    /// Chunking of normalized readings.
+    package struct Chunking: Sendable, Equatable {
+        /// Local days per chunk (a chunk never mixes floors).
+        package var days: Int = 1
+        /// Upper bound of readings per chunk; a bigger floor-day is split.
+        package var maxRows: Int = 500_000
+        /// zstd level for chunk columns.
+        package var zstdLevel: Int = 3
+    }
+
+    /// Settings per environment (dev, staging, prod). Later stages add keys here.
+    package struct Environment: Sendable, Equatable {
+        /// Name of the environment variable holding the libpq connection string or URI.
+        package var databaseURLEnv: String
+        /// Fraction of days to keep (1.0 = everything).
+        package var sample: Double
+    }
+
+    package var sources: [Source] = [Source(path: "data/sample")]
+    package var workDir: String = "work"
+    package var timeZone: String = "Asia/Bangkok"
+    package var chunk = Chunking()
+    package var ranges: [EquipmentType: Range] = PipelineConfig.defaultRanges
+    /// Largest accepted share of rejected records per file before validate exits 65.
+    package var rejectThreshold: Double = 0.001
+    /// Lines longer than this many bytes are rejected without being buffered.
+    package var maxLineBytes: Int = 1 << 20
+    package var environments: [String: Environment] = PipelineConfig.defaultEnvironments
+
+    package init() {}
+
+    /// The default ranges: power can't be negative; RH is a percentage; spikes like 4762.43 kW are anomalies.
+    package static let defaultRanges: [EquipmentType: Range] = {
+        func r(_ v: ClosedRange<Int64>, _ p: ClosedRange<Int64>) -> Range {
+            Range(valid: v.lowerBound * 10_000...v.upperBound * 10_000, plausible: p.lowerBound * 10_000...p.upperBound * 10_000)
+        }
+        // Power has no upper limit of its own: anything DECIMAL(10,4) holds is valid, spikes become anomalies.
+        let power = Range(valid: 0...ScaledDecimal.maxMagnitude, plausible: 0...0)
+        func kW(_ plausible: Int64) -> Range { Range(valid: power.valid, plausible: 0...plausible * 10_000) }
+        return [
+            .ac: kW(100),
+            .light: kW(60),
+            .plug: kW(40),
+            .temperature: r(-50...100, 15...40),
+            .humidity: r(0...100, 10...100),
+            .illuminance: r(0...200_000, 0...2_000),
+        ]
+    }()
+
+    package static let defaultEnvironments: [String: Environment] = [
+        "dev": Environment(databaseURLEnv: "BEMS_DEV_DATABASE_URL", sample: 0.1),
+        "staging": Environment(databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1),
+        "prod": Environment(databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0),
+    ]
+}

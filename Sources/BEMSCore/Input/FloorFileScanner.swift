@@ -1,0 +1,65 @@
+/// A file whose header can't be used: the file is skipped whole.
+package struct HeaderFailure: Error, Sendable {
+    package var diagnostic: Diagnostic
+}
+
+/// What scanning a file established besides its rows.
+package struct ScannedFile: Sendable {
+    package var layout: FileLayout
+    package var sha256: String
+    package var bytes: Int
+    package var hadBOM: Bool
+}
+
+/// Streams a floor file: reads the header, then hands every row, parsed, to a callback.
+///
+/// Validate and normalize both use it, so both stages see exactly the same readings and rejections.
+package enum FloorFileScanner {
+    /// Scans `input`.
+    ///
+    /// - Parameter row: Called for each data line with the parsed row (reused between calls) and the raw line.
+    /// - Throws: ``HeaderFailure`` when the header is unusable; ``PipelineError`` for I/O; whatever `row` throws.
+    package static func scan(
+        _ input: InputFile, config: PipelineConfig,
+        row body: (inout ParsedRow, Line, FileLayout) throws -> Void
+    ) throws -> ScannedFile {
+        let reader = try LineReader(path: input.path, maxLineBytes: config.maxLineBytes)
+        var parser: WideRowParser?
+        var row = ParsedRow()
+        try reader.forEachLine { line in
+            if let p = parser {
+                var p = p
+                parser = nil  // keep the parser uniquely referenced while it mutates
+                p.parse(line, into: &row)
+                parser = p
+                try body(&row, line, p.layout)
+                return
+            }
+            parser = try WideRowParser(layout: header(line, input: input), config: config)
+        }
+        guard let parser else {
+            throw HeaderFailure(diagnostic: Diagnostic(
+                code: .fieldCount, file: input.name, line: 1, column: 1, message: "the file is empty: no header line"))
+        }
+        return ScannedFile(
+            layout: parser.layout, sha256: reader.finalizeDigest(), bytes: reader.bytesRead, hadBOM: reader.hadBOM)
+    }
+
+    private static func header(_ line: Line, input: InputFile) throws -> FileLayout {
+        func failure(_ code: RejectCode, _ column: Int, _ message: String) -> HeaderFailure {
+            HeaderFailure(diagnostic: Diagnostic(code: code, file: input.name, line: 1, column: column, message: message))
+        }
+        let b = line.bytes
+        if b.count >= 2, (b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF) {
+            throw failure(.invalidUTF8, 1, "the file is UTF-16; save it as UTF-8")
+        }
+        if line.overlongLength != nil {
+            throw failure(.lineTooLong, 1, "the header line is over the maxLineBytes limit (is this a CU-BEMS CSV?)")
+        }
+        do throws(HeaderError) {
+            return try FileLayout(header: b, floor: input.floor)
+        } catch {
+            throw failure(.fieldCount, error.column, "bad header: \(error.message)")
+        }
+    }
+}

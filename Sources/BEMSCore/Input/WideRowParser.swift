@@ -1,0 +1,215 @@
+/// What one data cell of a row turned out to be.
+package enum CellKind: UInt8, Sendable {
+    /// Empty (or `NaN`): a missing reading, not an error.
+    case missing = 0
+    /// A reading inside the plausible range.
+    case normal = 1
+    /// A valid reading outside the plausible range: kept with status `anomaly`.
+    case anomaly = 2
+    /// A cell that can't be a reading (see ``CellError``).
+    case rejected = 3
+}
+
+/// A rejected cell, or a rejected row when it concerns the whole line.
+package struct CellError: Sendable, Equatable {
+    package var code: RejectCode
+    /// 1-based byte column in the line.
+    package var column: Int
+    /// The sensor column concerned, or `nil` for a whole-row problem.
+    package var sensorID: String?
+    package var message: String
+}
+
+/// One parsed row, reused from line to line so parsing allocates nothing per row.
+package struct ParsedRow {
+    /// 1-based line number in the file.
+    package var lineNumber = 0
+    /// Wall-clock seconds since 1970-01-01 in the building's zone.
+    package var localTime: Int64 = 0
+    /// Unix seconds (UTC).
+    package var utcTime: Int64 = 0
+    /// Set when the whole row is rejected; the cells are then meaningless.
+    package var rowError: CellError?
+    /// Per data column (``FileLayout/columns`` order): the scaled value, meaningful for normal and anomaly cells.
+    package var values: [Int64] = []
+    /// Per data column: what the cell is.
+    package var kinds: [CellKind] = []
+    /// Details of rejected cells.
+    package var cellErrors: [CellError] = []
+    /// Cells with a reading (normal or anomaly).
+    package var readings = 0
+    /// Cells that are empty or `NaN`.
+    package var missing = 0
+    /// Cells that spell `NaN` (counted within ``missing``).
+    package var nanCells = 0
+}
+
+/// Splits a wide CSV line into fields and turns them into readings, applying the ranges of pipeline.json.
+///
+/// Hand-written for speed: it runs on every line of the dataset, splits fields with one pass over the bytes and
+/// parses numbers in place.
+package struct WideRowParser {
+    package let layout: FileLayout
+    private var converter: LocalTimeConverter
+    /// Per data column: valid range, plausible range.
+    private let validRanges: [ClosedRange<Int64>]
+    private let plausibleRanges: [ClosedRange<Int64>]
+    /// Per field: data column index, or -1 for Date.
+    private let columnOfField: [Int]
+
+    package init(layout: FileLayout, config: PipelineConfig) throws {
+        self.layout = layout
+        self.converter = try LocalTimeConverter(identifier: config.timeZone)
+        let columns = layout.columns
+        validRanges = columns.map { config.ranges[$0.equipmentType]!.valid }
+        plausibleRanges = columns.map { config.ranges[$0.equipmentType]!.plausible }
+        var index = 0
+        columnOfField = layout.fields.map { field in
+            guard field != nil else { return -1 }
+            defer { index += 1 }
+            return index
+        }
+    }
+
+    /// Parses one line into `row`.
+    package mutating func parse(_ line: Line, into row: inout ParsedRow) {
+        let columnCount = validRanges.count
+        row.lineNumber = line.number
+        row.rowError = nil
+        row.cellErrors.removeAll(keepingCapacity: true)
+        row.readings = 0
+        row.missing = 0
+        row.nanCells = 0
+        if row.values.count != columnCount {
+            row.values = Array(repeating: 0, count: columnCount)
+            row.kinds = Array(repeating: .missing, count: columnCount)
+        }
+        if let length = line.overlongLength {
+            row.rowError = CellError(
+                code: .lineTooLong, column: 1, sensorID: nil,
+                message: "line is \(length) bytes long, over the limit of \(line.bytes.count) (maxLineBytes)")
+            return
+        }
+        let b = line.bytes
+        let n = b.count
+        let expected = layout.fieldCount
+        var pos = 0
+        var field = 0
+        var sawDate = false
+        while true {
+            let fieldStart = pos
+            var contentStart = pos
+            var contentEnd: Int
+            if pos < n, b[pos] == UInt8(ascii: "\"") {
+                var j = pos + 1
+                while j < n {
+                    if b[j] == UInt8(ascii: "\"") {
+                        if j + 1 < n, b[j + 1] == UInt8(ascii: "\"") {
+                            j += 2
+                            continue
+                        }
+                        break
+                    }
+                    j += 1
+                }
+                guard j < n else {
+                    row.rowError = CellError(
+                        code: .badQuote, column: fieldStart + 1, sensorID: nil, message: "quote opened here is never closed")
+                    return
+                }
+                contentStart = pos + 1
+                contentEnd = j
+                pos = j + 1
+                if pos < n, b[pos] != UInt8(ascii: ",") {
+                    row.rowError = CellError(
+                        code: .badQuote, column: pos + 1, sensorID: nil, message: "text after a closing quote")
+                    return
+                }
+            } else {
+                while pos < n, b[pos] != UInt8(ascii: ",") { pos += 1 }
+                contentEnd = pos
+            }
+            if field < expected {
+                let column = columnOfField[field]
+                if column < 0 {
+                    sawDate = true
+                    do throws(TimestampParseError) {
+                        let local = try TimestampParser.parse(b, from: contentStart, to: contentEnd)
+                        row.localTime = local
+                        row.utcTime = converter.utc(fromLocal: local)
+                    } catch {
+                        row.rowError = CellError(
+                            code: .badTimestamp, column: contentStart + error.offset + 1, sensorID: nil,
+                            message: error.message)
+                    }
+                } else {
+                    parseCell(b, contentStart, contentEnd, column: column, row: &row)
+                }
+            }
+            field += 1
+            if pos >= n { break }
+            pos += 1  // the comma
+        }
+        if field != expected {
+            if !line.terminated, field < expected {
+                let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<min(n, 40)]), as: UTF8.self)
+                row.rowError = CellError(
+                    code: .truncatedLine, column: n + 1, sensorID: nil,
+                    message: "last line \"\(text)\" ends without a newline after \(field) of \(expected) fields: the file was cut off")
+            } else {
+                row.rowError = CellError(
+                    code: .fieldCount, column: n + 1, sensorID: nil,
+                    message: "expected \(expected) fields, found \(field)")
+            }
+        } else if !sawDate, row.rowError == nil {
+            row.rowError = CellError(code: .badTimestamp, column: 1, sensorID: nil, message: "no Date")
+        }
+    }
+
+    @inline(__always)
+    private func parseCell(
+        _ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int, column: Int, row: inout ParsedRow
+    ) {
+        if start == end {
+            row.kinds[column] = .missing
+            row.missing += 1
+            return
+        }
+        do throws(NumberParseError) {
+            let value = try DecimalParser.parse(b, from: start, to: end)
+            guard validRanges[column].contains(value) else {
+                let sensor = layout.columns[column]
+                let range = validRanges[column]
+                row.kinds[column] = .rejected
+                row.cellErrors.append(CellError(
+                    code: .outOfRange, column: start + 1, sensorID: sensor.sensorID,
+                    message: "\(ScaledDecimal.format(value)) \(sensor.equipmentType.unit) is outside the valid range "
+                        + "[\(ScaledDecimal.format(range.lowerBound)), \(ScaledDecimal.format(range.upperBound))] "
+                        + "of \(sensor.equipmentType.rawValue) (column \(sensor.header))"))
+                return
+            }
+            row.values[column] = value
+            row.kinds[column] = plausibleRanges[column].contains(value) ? .normal : .anomaly
+            row.readings += 1
+        } catch {
+            if Self.isNaN(b, start, end) {
+                row.kinds[column] = .missing
+                row.missing += 1
+                row.nanCells += 1
+                return
+            }
+            let sensor = layout.columns[column]
+            row.kinds[column] = .rejected
+            row.cellErrors.append(CellError(
+                code: error.code, column: start + error.offset + 1, sensorID: sensor.sensorID,
+                message: "\(error.message) (column \(sensor.header))"))
+        }
+    }
+
+    /// `NaN` in any case: how pandas and R sometimes write a missing value. Treated as an empty cell.
+    private static func isNaN(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Bool {
+        guard end - start == 3 else { return false }
+        return b[start] | 0x20 == UInt8(ascii: "n") && b[start + 1] | 0x20 == UInt8(ascii: "a")
+            && b[start + 2] | 0x20 == UInt8(ascii: "n")
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+@testable import BEMSCore
+
+@Suite struct ConfigTests {
+    func parse(_ json: String) throws -> PipelineConfig {
+        try PipelineConfig.parse(Data(json.utf8), file: "p.json")
+    }
+
+    @Test func theShippedPipelineJSONIsValidAndMatchesTheDefaults() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let config = try PipelineConfig.load(path: root.appendingPathComponent("pipeline.json").path)
+        #expect(config.ranges == PipelineConfig.defaultRanges)
+        #expect(config.environments == PipelineConfig.defaultEnvironments)
+        #expect(config.timeZone == "Asia/Bangkok")
+        #expect(config.rejectThreshold == 0.001)
+    }
+
+    @Test func readsEveryKey() throws {
+        let c = try parse("""
+            {"sources": ["a", {"path": "b.csv", "floor": 3}], "workDir": "w", "timeZone": "UTC",
+             "chunk": {"days": 2, "maxRows": 2000, "zstdLevel": 5}, "rejectThreshold": 0.01, "maxLineBytes": 4096,
+             "ranges": {"light": {"valid": ["0", "5000.5"], "plausible": [0, 60.25]}},
+             "environments": {"prod": {"databaseURLEnv": "X_URL", "sample": 1}}}
+            """)
+        #expect(c.sources == [.init(path: "a", floor: nil), .init(path: "b.csv", floor: 3)])
+        #expect(c.workDir == "w")
+        #expect(c.timeZone == "UTC")
+        #expect(c.chunk == .init(days: 2, maxRows: 2000, zstdLevel: 5))
+        #expect(c.rejectThreshold == 0.01)
+        #expect(c.maxLineBytes == 4096)
+        #expect(c.ranges[.light]!.valid == 0...50_005_000)
+        #expect(c.ranges[.light]!.plausible == 0...602_500)
+        #expect(c.environments["prod"]!.databaseURLEnv == "X_URL")
+        #expect(c.environments["dev"]!.sample == 0.1)
+    }
+
+    @Test(arguments: [
+        ("[1]", "top level: expected an object"),
+        ("{\"sorces\": []}", "sorces: unknown key"),
+        ("{\"workDir\": 3}", "workDir: expected a non-empty string"),
+        ("{\"chunk\": {\"days\": 0}}", "chunk.days: expected an integer from 1 to 366"),
+        ("{\"chunk\": {\"days\": 1.5}}", "chunk.days: expected an integer"),
+        ("{\"chunk\": {\"days\": true}}", "chunk.days: expected a number"),
+        ("{\"rejectThreshold\": \"x\"}", "rejectThreshold: expected a number"),
+        ("{\"rejectThreshold\": 2}", "rejectThreshold: expected a number from 0 to 1"),
+        ("{\"timeZone\": \"Mars/Base\"}", "timeZone: unknown time zone"),
+        ("{\"ranges\": {\"fan\": {}}}", "ranges.fan: unknown key"),
+        ("{\"ranges\": {\"ac\": {\"valid\": [5, 1]}}}", "ranges.ac.valid: min is greater than max"),
+        ("{\"ranges\": {\"ac\": {\"valid\": [0, \"1.00001\"]}}}", "ranges.ac.valid[1]: expected a decimal"),
+        ("{\"ranges\": {\"ac\": {\"valid\": [0]}}}", "ranges.ac.valid: expected [min, max]"),
+        ("{\"sources\": [{\"floor\": 2}]}", "sources[0].path: missing"),
+        ("{\"sources\": [{\"path\": \"x\", \"floor\": 0}]}", "sources[0].floor: expected an integer from 1 to 99"),
+        ("{\"environments\": {\"qa\": {}}}", "environments.qa: unknown key"),
+        ("{\"environments\": {\"dev\": {\"sample\": 1.5}}}", "environments.dev.sample: expected a number from 0 to 1"),
+        ("{", "not valid JSON"),
+    ])
+    func errorsNameTheKeyAndExit64(json: String, fragment: String) {
+        let error = #expect(throws: PipelineError.self) { try parse(json) }
+        #expect(error?.exitStatus == .usage)
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+        #expect(error?.message.hasPrefix("p.json: ") == true)
+    }
+
+    @Test func missingFileIsExit66() {
+        let error = #expect(throws: PipelineError.self) { try PipelineConfig.load(path: "/nonexistent/p.json") }
+        #expect(error?.exitStatus == .noInput)
+    }
+}
