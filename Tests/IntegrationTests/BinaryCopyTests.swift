@@ -36,8 +36,10 @@ struct BinaryCopyTests {
         try TestDatabase.withSchema { db, _ in
             try db.exec(Schema.createReadingsTableSQL)
             let rows = Self.numericEdgeValues.enumerated().map { i, v in
-                (unixSeconds: Int64(1_546_304_400 + i * 60), value: Optional(v), status: ReadingStatus.normal,
-                    sensor: "f2_z1_ac1")
+                (
+                    unixSeconds: Int64(1_546_304_400 + i * 60), value: Optional(v), status: ReadingStatus.normal,
+                    sensor: "f2_z1_ac1"
+                )
             }
             #expect(try load(db, rows) == rows.count)
             let result = try db.exec(
@@ -136,10 +138,12 @@ struct BinaryCopyTests {
                 FROM sensor_readings ORDER BY "timestamp"
                 """
             ).rows
-            #expect(rows == [
-                ["f7_z5_s1_rh", "7", "humidity", nil, "RH%", "normal"],
-                ["f2_z2_ac14", "2", "ac", "250.0000", "kW", "anomaly"],
-            ])
+            #expect(
+                rows == [
+                    ["f7_z5_s1_rh", "7", "humidity", nil, "RH%", "normal"],
+                    ["f2_z2_ac14", "2", "ac", "250.0000", "kW", "anomaly"],
+                ]
+            )
         }
     }
 
@@ -147,13 +151,17 @@ struct BinaryCopyTests {
         try TestDatabase.withSchema { db, _ in
             try db.exec(Schema.createReadingsTableSQL)
             let rows = (0..<5_000).map { i in
-                (unixSeconds: Int64(1_527_811_200 + i * 60), value: Optional(Int64(i)), status: ReadingStatus.normal,
-                    sensor: "f4_z3_plug")
+                (
+                    unixSeconds: Int64(1_527_811_200 + i * 60), value: Optional(Int64(i)), status: ReadingStatus.normal,
+                    sensor: "f4_z3_plug"
+                )
             }
             // A 100-byte threshold splits tuples across COPY messages.
             #expect(try load(db, rows, flushThreshold: 100) == 5_000)
-            #expect(try db.exec("SELECT sum(reading_value * 10000)::bigint FROM sensor_readings").scalarInt64()
-                == Int64(4_999 * 5_000 / 2))
+            #expect(
+                try db.exec("SELECT sum(reading_value * 10000)::bigint FROM sensor_readings").scalarInt64()
+                    == Int64(4_999 * 5_000 / 2)
+            )
         }
     }
 
@@ -204,8 +212,10 @@ struct BinaryCopyTests {
     @Test func serverRejectionIsReportedByFinish() throws {
         try TestDatabase.withSchema { db, _ in
             try db.exec(Schema.createReadingsTableSQL)
-            let duplicate = (unixSeconds: Int64(1_546_304_400), value: Optional(Int64(1)), status: ReadingStatus.normal,
-                sensor: "f1_z1_plug")
+            let duplicate = (
+                unixSeconds: Int64(1_546_304_400), value: Optional(Int64(1)), status: ReadingStatus.normal,
+                sensor: "f1_z1_plug"
+            )
             let error = #expect(throws: PostgresError.self) { _ = try load(db, [duplicate, duplicate]) }
             #expect(error?.code == .copyFailed)
             #expect(error?.sqlState == "23505")

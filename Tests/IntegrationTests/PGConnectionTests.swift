@@ -50,7 +50,9 @@ struct PGConnectionTests {
         try TestDatabase.withSchema { db, _ in
             try db.exec("CREATE TABLE u (k int PRIMARY KEY)")
             try db.exec("INSERT INTO u VALUES (1)")
-            let error = #expect(throws: PostgresError.self) { try db.exec("INSERT INTO u VALUES ($1)", parameters: ["1"]) }
+            let error = #expect(throws: PostgresError.self) {
+                try db.exec("INSERT INTO u VALUES ($1)", parameters: ["1"])
+            }
             #expect(error?.sqlState == "23505")
             #expect(error?.isUniqueViolation == true)
             #expect(error?.detail?.contains("already exists") == true)

@@ -17,6 +17,11 @@ import Testing
         #expect(PostgresError(code: .connectionLost, message: "server closed the connection").isTransient)
         #expect(PostgresError(code: .connectionFailed, message: "refused").isTransient)
         #expect(!PostgresError(code: .connectionFailed, sqlState: "28P01", message: "auth").isTransient)
+        let auth =
+            "connection to server at \"h\", port 5432 failed: FATAL:  password authentication failed for user \"u\""
+        #expect(!PostgresError(code: .connectionFailed, message: auth).isTransient)
+        let busy = "connection to server at \"h\", port 5432 failed: FATAL:  sorry, too many clients already"
+        #expect(PostgresError(code: .connectionFailed, message: busy).isTransient)
     }
 
     @Test func descriptionShowsCodeStateMessageDetailAndHint() {
@@ -51,7 +56,10 @@ import Testing
         ),
         ("postgres://bems@h/db?password=s3cr3t&sslmode=require", "postgres://bems@h/db?password=*****&sslmode=require"),
         ("postgresql://u:p%40ss@h", "postgresql://u:*****@h"),
-        ("postgresql:///postgres?host=/tmp/x&port=5&user=postgres", "postgresql:///postgres?host=/tmp/x&port=5&user=postgres"),
+        (
+            "postgresql:///postgres?host=/tmp/x&port=5&user=postgres",
+            "postgresql:///postgres?host=/tmp/x&port=5&user=postgres"
+        ),
         ("postgresql://h1:1,h2:2/db", "postgresql://h1:1,h2:2/db"),
     ])
     func redactsPasswords(_ c: (String, String)) {

@@ -45,9 +45,11 @@ struct SchemaTests {
                 """,
                 parameters: [schema]
             ).rows
-            #expect(columns.map { $0[0] } == [
-                "id", "timestamp", "sensor_id", "floor_number", "equipment_type", "reading_value", "unit", "status",
-            ])
+            #expect(
+                columns.map { $0[0] } == [
+                    "id", "timestamp", "sensor_id", "floor_number", "equipment_type", "reading_value", "unit", "status",
+                ]
+            )
             #expect(columns[1][1] == "timestamp with time zone")
             #expect(columns[2][2] == "50")
             #expect(columns[4][2] == "100")
@@ -147,10 +149,12 @@ struct SchemaTests {
                 "SELECT date::text, reading_count::text, avg_value::text, max_value::text, min_value::text"
                     + " FROM daily_aggregates ORDER BY date"
             ).rows
-            #expect(rows == [
-                ["2019-01-01", "2", "2.0000000000000000", "2.5000", "1.5000"],
-                ["2019-01-02", "1", "4.0000000000000000", "4.0000", "4.0000"],
-            ])
+            #expect(
+                rows == [
+                    ["2019-01-01", "2", "2.0000000000000000", "2.5000", "1.5000"],
+                    ["2019-01-02", "1", "4.0000000000000000", "4.0000", "4.0000"],
+                ]
+            )
             try Schema(ledgerSchema: schema).refreshDailyAggregates(on: db, concurrently: false)
             #expect(try db.exec("SELECT count(*) FROM daily_aggregates").scalarInt64() == 2)
         }

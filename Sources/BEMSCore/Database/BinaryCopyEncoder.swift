@@ -351,23 +351,23 @@ package struct EncodedField: Sendable, Hashable {
     /// A `text`/`varchar` field.
     package static func text(_ value: String) -> EncodedField {
         let utf8 = Array(value.utf8)
-        return EncodedField(bytes: int32(Int32(utf8.count)) + utf8)
+        return EncodedField(bytes: bigEndianBytes(Int32(utf8.count)) + utf8)
     }
 
     /// An `int4` field.
     package static func int32(_ value: Int32) -> EncodedField {
-        EncodedField(bytes: int32(4) + int32(value))
+        EncodedField(bytes: bigEndianBytes(Int32(4)) + bigEndianBytes(value))
     }
 
     /// A NULL field.
-    package static let null = EncodedField(bytes: int32(-1))
+    package static let null = EncodedField(bytes: bigEndianBytes(Int32(-1)))
 
     /// The concatenation of several fields, appended as one.
     package static func concatenation(_ fields: [EncodedField]) -> EncodedField {
         EncodedField(bytes: fields.flatMap(\.bytes))
     }
 
-    private static func int32(_ value: Int32) -> [UInt8] {
+    private static func bigEndianBytes(_ value: Int32) -> [UInt8] {
         withUnsafeBytes(of: value.bigEndian) { Array($0) }
     }
 }

@@ -145,7 +145,9 @@ package struct Schema: Sendable {
     private func setupReadings(on db: PGConnection) throws {
         if let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) {
             let problems = try readingsProblems(oid: oid, on: db)
-            guard problems.isEmpty else { throw SchemaError(kind: .incompatible, object: Self.readingsTable, problems: problems) }
+            guard problems.isEmpty else {
+                throw SchemaError(kind: .incompatible, object: Self.readingsTable, problems: problems)
+            }
         } else {
             try db.exec(Self.createReadingsTableSQL)
         }
@@ -162,7 +164,9 @@ package struct Schema: Sendable {
     private func setupAggregates(on db: PGConnection) throws {
         if let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) {
             let problems = try aggregatesProblems(oid: oid, on: db, requireUniqueIndex: false)
-            guard problems.isEmpty else { throw SchemaError(kind: .incompatible, object: Self.aggregatesView, problems: problems) }
+            guard problems.isEmpty else {
+                throw SchemaError(kind: .incompatible, object: Self.aggregatesView, problems: problems)
+            }
         } else {
             try db.exec(Self.createAggregatesViewSQL(timeZoneLiteral: try db.quoteLiteral(timeZone)))
         }
@@ -178,10 +182,16 @@ package struct Schema: Sendable {
         for (table, columns) in Self.ledgerColumns {
             let name = try db.quoteIdentifier(ledgerSchema) + "." + table
             guard let oid = try relation(name, on: db, kinds: ["r", "p"]) else {
-                throw SchemaError(kind: .incompatible, object: "\(ledgerSchema).\(table)", problems: ["missing after setup"])
+                throw SchemaError(
+                    kind: .incompatible,
+                    object: "\(ledgerSchema).\(table)",
+                    problems: ["missing after setup"]
+                )
             }
             let problems = try columnProblems(oid: oid, expected: columns, on: db)
-            guard problems.isEmpty else { throw SchemaError(kind: .incompatible, object: "\(ledgerSchema).\(table)", problems: problems) }
+            guard problems.isEmpty else {
+                throw SchemaError(kind: .incompatible, object: "\(ledgerSchema).\(table)", problems: problems)
+            }
         }
     }
 
@@ -210,10 +220,14 @@ package struct Schema: Sendable {
                 + " ORDER BY attnum",
             parameters: [oid]
         ).rows.map { $0[0] ?? "" }
-        let expected = ["date", "sensor_id", "floor_number", "equipment_type", "avg_value", "max_value", "min_value",
-            "reading_count"]
+        let expected = [
+            "date", "sensor_id", "floor_number", "equipment_type", "avg_value", "max_value", "min_value",
+            "reading_count",
+        ]
         if columns != expected {
-            problems.append("has columns (\(columns.joined(separator: ", "))), expected (\(expected.joined(separator: ", ")))")
+            problems.append(
+                "has columns (\(columns.joined(separator: ", "))), expected (\(expected.joined(separator: ", ")))"
+            )
         }
         let definition = try db.exec("SELECT pg_get_viewdef($1::oid)", parameters: [oid]).scalar() ?? ""
         let zone = try db.quoteLiteral(timeZone)
@@ -290,10 +304,16 @@ package struct Schema: Sendable {
         guard let row = result.rows.first, let oid = row[0] else { return nil }
         let kind = row[1] ?? "?"
         guard kinds.contains(kind) else {
-            let names = ["r": "table", "p": "partitioned table", "v": "view", "m": "materialized view",
-                "f": "foreign table", "i": "index", "S": "sequence"]
+            let names = [
+                "r": "table", "p": "partitioned table", "v": "view", "m": "materialized view",
+                "f": "foreign table", "i": "index", "S": "sequence",
+            ]
             let wanted = kinds.sorted().compactMap { names[$0] }.joined(separator: " or ")
-            throw SchemaError(kind: .incompatible, object: name, problems: ["exists as a \(names[kind] ?? "relation of kind \(kind)"), expected a \(wanted)"])
+            throw SchemaError(
+                kind: .incompatible,
+                object: name,
+                problems: ["exists as a \(names[kind] ?? "relation of kind \(kind)"), expected a \(wanted)"]
+            )
         }
         return oid
     }

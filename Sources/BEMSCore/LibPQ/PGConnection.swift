@@ -37,6 +37,8 @@ package final class PGConnection {
 
     private let handle: OpaquePointer
     private let noticeSink: NoticeSink
+    /// The connection string with its password masked (``ConnectionString/redacted(_:)``), safe for logs.
+    package let redactedConninfo: String
     /// Set while a ``CopyInSession`` is open; every other command is refused meanwhile.
     private var copyInProgress = false
 
@@ -69,6 +71,7 @@ package final class PGConnection {
         }
         self.handle = connection
         self.noticeSink = sink
+        self.redactedConninfo = ConnectionString.redacted(conninfo)
     }
 
     deinit {

@@ -86,14 +86,29 @@ package struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// `57P02` crash shutdown, `57P03` cannot connect now, `53300` too many connections, `40001` serialization
     /// failure, `40P01` deadlock detected and `57014` query canceled (statement timeout). A failed connection attempt
     /// without SQLSTATE (server not reachable) also counts as transient; authentication failures (`28xxx`) do not.
+    ///
+    /// libpq reports no SQLSTATE for a failed connection attempt, so ``PostgresError/Code/connectionFailed`` is
+    /// classified by libpq's (English) message: authentication failures, `pg_hba.conf` rejections, unknown
+    /// databases or roles and malformed connection strings are permanent; everything else (refused, timed out,
+    /// "too many clients", "the database system is starting up") is transient.
     package var isTransient: Bool {
         if code == .connectionLost { return true }
-        guard let sqlState else { return code == .connectionFailed }
+        guard let sqlState else {
+            guard code == .connectionFailed else { return false }
+            return !Self.permanentConnectionMessages.contains { message.contains($0) }
+        }
         if sqlState.hasPrefix("08") { return true }
         return Self.transientStates.contains(sqlState)
     }
 
     private static let transientStates: Set<String> = ["57P01", "57P02", "57P03", "53300", "40001", "40P01", "57014"]
+
+    /// Fragments of libpq connection messages that retrying cannot fix.
+    private static let permanentConnectionMessages = [
+        "authentication failed", "pg_hba.conf", "does not exist", "invalid connection option", "invalid URI",
+        "invalid percent-encoded token", "missing \"=\"", "unterminated quoted string", "invalid sslmode",
+        "no password supplied", "permission denied", "could not translate host name",
+    ]
 
     /// Whether the error is a unique violation (`23505`).
     package var isUniqueViolation: Bool { sqlState == "23505" }
