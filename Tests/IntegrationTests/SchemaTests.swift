@@ -32,6 +32,17 @@ struct SchemaTests {
         }
     }
 
+    @Test func verifyReportsMissingObjectsWithoutCreatingThem() throws {
+        try TestDatabase.withSchema { db, schema in
+            let error = #expect(throws: SchemaError.self) { try Schema(ledgerSchema: schema).verify(on: db) }
+            let text = try #require(error?.description)
+            #expect(text.contains("sensor_readings: missing"))
+            #expect(text.contains("daily_aggregates: missing"))
+            #expect(text.contains("\(schema).runs: missing"))
+            #expect(try db.exec("SELECT to_regclass('sensor_readings') IS NULL").scalar() == "t")
+        }
+    }
+
     @Test func readingsTableHasTheApplicationLayout() throws {
         try TestDatabase.withSchema { db, schema in
             try Schema(ledgerSchema: schema).setup(on: db)
