@@ -116,6 +116,16 @@ struct SchemaTests {
         }
     }
 
+    @Test func incompatibleLedgerTableIsReported() throws {
+        try TestDatabase.withSchema { db, schema in
+            try db.exec("CREATE TABLE runs (id bigint PRIMARY KEY, stage text NOT NULL)")
+            let error = #expect(throws: SchemaError.self) { try Schema(ledgerSchema: schema).setup(on: db) }
+            #expect(error?.object == "\(schema).runs")
+            #expect(error?.description.contains("column id has no default") == true)
+            #expect(error?.description.contains("column env is missing") == true)
+        }
+    }
+
     @Test func viewInPlaceOfTheTableIsReported() throws {
         try TestDatabase.withSchema { db, schema in
             try db.exec("CREATE VIEW sensor_readings AS SELECT 1 AS id")

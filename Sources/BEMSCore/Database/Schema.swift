@@ -193,6 +193,7 @@ package struct Schema: Sendable {
                 throw SchemaError(kind: .incompatible, object: "\(ledgerSchema).\(table)", problems: problems)
             }
         }
+        try db.exec(Self.createLedgerIndexesSQL(schema: try db.quoteIdentifier(ledgerSchema)))
     }
 
     // MARK: - Compatibility checks
@@ -473,6 +474,16 @@ extension Schema {
             ON daily_aggregates (date, sensor_id, floor_number, equipment_type)
         """
 
+    /// The ledger's lookup index for "was this chunk already loaded?", created after the columns were checked.
+    ///
+    /// - Parameter schema: The quoted schema name.
+    package static func createLedgerIndexesSQL(schema s: String) -> String {
+        """
+        CREATE INDEX IF NOT EXISTS loaded_chunks_committed_idx
+            ON \(s).loaded_chunks (chunk_name, sha256) WHERE status = 'committed'
+        """
+    }
+
     /// The ledger schema and tables (see the type documentation for the meaning of each column).
     ///
     /// - Parameter schema: The quoted schema name.
@@ -513,8 +524,6 @@ extension Schema {
         );
         COMMENT ON TABLE \(s).loaded_chunks IS
             'Chunks committed by load runs; written in the same transaction as their rows (bems).';
-        CREATE INDEX IF NOT EXISTS loaded_chunks_committed_idx
-            ON \(s).loaded_chunks (chunk_name, sha256) WHERE status = 'committed';
 
         CREATE TABLE IF NOT EXISTS \(s).replaced_readings (
             run_id          BIGINT NOT NULL,
