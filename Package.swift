@@ -49,6 +49,11 @@ let package = Package(
             dependencies: ["BEMSCore"],
             resources: [.copy("Fixtures")]
         ),
+        // Tests against a real PostgreSQL named by BEMS_TEST_DATABASE_URL (see Tests/IntegrationTests/TestDatabase.swift).
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["BEMSCore"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

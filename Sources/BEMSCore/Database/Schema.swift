@@ -1,0 +1,576 @@
+/// The database objects the pipeline needs, created idempotently by ``setup(on:)``.
+///
+/// ## `sensor_readings`
+///
+/// One row per sensor and timestamp, exactly the application's layout (see ``createReadingsTableSQL``). The table,
+/// the materialized view and their indexes are referenced unqualified, so they live in the first schema of the
+/// connection's `search_path` (normally `public`).
+///
+/// Indexes, and why:
+/// - `UNIQUE (sensor_id, "timestamp")` is the natural key. The loader's `INSERT … ON CONFLICT (sensor_id,
+///   "timestamp")` needs it, and because `sensor_id` leads, the same btree serves per-sensor time-range queries
+///   (`WHERE sensor_id = $1 AND "timestamp" BETWEEN $2 AND $3`), so no separate per-sensor index is kept.
+/// - `BRIN ("timestamp")`: building-wide time-range scans (all sensors for a day or week, the refresh window). Rows
+///   arrive in time order per load, so heap blocks correlate with time; a BRIN index is a few hundred kilobytes
+///   where a btree on ~100 M rows would be gigabytes, and it costs almost nothing during bulk COPY.
+/// - `("floor_number", "timestamp")` btree: per-floor dashboards, equality on the floor then a range on time.
+///
+/// ## `daily_aggregates`
+///
+/// A materialized view of per-day, per-sensor statistics. The day is the *building's* calendar day: the time zone
+/// (default `Asia/Bangkok`) is embedded in the view definition as a literal, so the result never depends on the
+/// session `TimeZone` of whoever refreshes it (Citus workers, for one, ignore session settings). A unique index on
+/// its key allows `REFRESH MATERIALIZED VIEW CONCURRENTLY`.
+///
+/// ## Ledger (schema `bems` by default)
+///
+/// - `runs`: one row per stage execution (`id`, `stage`, `env`, `started_at`, `finished_at`, `status`
+///   `running`/`succeeded`/`failed`/`rolled_back`, free-form `details` JSONB such as versions and counters).
+/// - `loaded_chunks`: one row per chunk a load run committed (`run_id`, `chunk_name`, `sha256` of the chunk file,
+///   `row_count`, `inserted`, `updated` (the rest were unchanged), `min_ts`/`max_ts`, `inserted_ids` (the
+///   `sensor_readings.id`s the chunk inserted, as an `int8multirange`: one statement's ids are nearly contiguous, so
+///   this stays tiny), `status` `committed`/`rolled_back`, `loaded_at`, and `rolled_back_at`/`rolled_back_by` set by
+///   the run that undid it). It is written in the same transaction as the chunk's rows, so it never disagrees with
+///   the data. A committed row with the same `chunk_name` and `sha256` means "already loaded, skip".
+/// - `replaced_readings`: for every existing row a chunk *updated*, the value and status it had before
+///   (`run_id`, `chunk_name`, `sensor_id`, `timestamp`, `previous_value`, `previous_status`).
+///
+/// Rolling back a chunk is then: delete the rows whose `id` is in `inserted_ids`, restore every
+/// `replaced_readings` row of the chunk, mark the chunk `rolled_back`. Roll back newest first.
+package struct Schema: Sendable {
+    /// The building's time zone (CU-BEMS is in Bangkok).
+    package static let defaultTimeZone = "Asia/Bangkok"
+    /// The ledger schema name used in production.
+    package static let defaultLedgerSchema = "bems"
+    /// The readings table.
+    package static let readingsTable = "sensor_readings"
+    /// The daily aggregates materialized view.
+    package static let aggregatesView = "daily_aggregates"
+
+    /// The IANA time zone that defines a "day" in `daily_aggregates`.
+    package var timeZone: String
+    /// The schema holding the ledger tables.
+    package var ledgerSchema: String
+
+    /// Describes the schema to set up.
+    ///
+    /// - Parameters:
+    ///   - timeZone: A name from `pg_timezone_names`, checked by ``setup(on:)``.
+    ///   - ledgerSchema: The schema for the ledger tables (tests use their own).
+    package init(timeZone: String = Schema.defaultTimeZone, ledgerSchema: String = Schema.defaultLedgerSchema) {
+        self.timeZone = timeZone
+        self.ledgerSchema = ledgerSchema
+    }
+
+    // MARK: - Setup
+
+    /// Creates whatever is missing, and checks what exists.
+    ///
+    /// Runs in one transaction under an advisory lock, so concurrent setups do not race. Existing objects are never
+    /// altered: when one is incompatible, nothing is changed and a ``SchemaError`` names every problem.
+    ///
+    /// - Parameter db: An idle connection (no transaction open).
+    /// - Throws: ``SchemaError`` for an unknown time zone or an incompatible existing object; ``PostgresError`` for
+    ///   database failures.
+    package func setup(on db: PGConnection) throws {
+        try db.transaction {
+            try db.exec("SELECT pg_advisory_xact_lock(hashtext('bems.schema.setup'))")
+            try validateTimeZone(on: db)
+            try setupReadings(on: db)
+            try setupAggregates(on: db)
+            try setupLedger(on: db)
+        }
+    }
+
+    /// Checks, without changing anything, that every object exists and is compatible.
+    ///
+    /// - Throws: ``SchemaError`` naming what is missing or incompatible.
+    package func verify(on db: PGConnection) throws {
+        try validateTimeZone(on: db)
+        var problems: [(String, [String])] = []
+        func collect(_ object: String, _ check: () throws -> [String]) throws {
+            let p = try check()
+            if !p.isEmpty { problems.append((object, p)) }
+        }
+        try collect(Self.readingsTable) {
+            guard let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) else { return ["missing"] }
+            return try readingsProblems(oid: oid, on: db)
+        }
+        try collect(Self.aggregatesView) {
+            guard let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) else { return ["missing"] }
+            return try aggregatesProblems(oid: oid, on: db)
+        }
+        for (table, columns) in Self.ledgerColumns {
+            let name = try db.quoteIdentifier(ledgerSchema) + "." + table
+            try collect(ledgerSchema + "." + table) {
+                guard let oid = try relation(name, on: db, kinds: ["r", "p"]) else { return ["missing"] }
+                return try columnProblems(oid: oid, expected: columns, on: db)
+            }
+        }
+        if !problems.isEmpty {
+            throw SchemaError(
+                kind: .incompatible,
+                object: "database",
+                problems: problems.map { "\($0.0): \($0.1.joined(separator: "; "))" }
+            )
+        }
+    }
+
+    /// Recomputes `daily_aggregates`.
+    ///
+    /// - Parameters:
+    ///   - db: The connection.
+    ///   - concurrently: Use `REFRESH … CONCURRENTLY`, which lets readers keep querying the old contents; it needs the
+    ///     view to have been populated once.
+    package func refreshDailyAggregates(on db: PGConnection, concurrently: Bool = true) throws(PostgresError) {
+        try db.exec("REFRESH MATERIALIZED VIEW \(concurrently ? "CONCURRENTLY " : "")\(Self.aggregatesView)")
+    }
+
+    // MARK: - Steps
+
+    private func validateTimeZone(on db: PGConnection) throws {
+        let known = try db.exec(
+            "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)",
+            parameters: [timeZone]
+        ).scalar()
+        guard known == "t" else {
+            throw SchemaError(
+                kind: .invalidSetting,
+                object: "time zone",
+                problems: ["'\(timeZone)' is not in pg_timezone_names"]
+            )
+        }
+    }
+
+    private func setupReadings(on db: PGConnection) throws {
+        if let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) {
+            let problems = try readingsProblems(oid: oid, on: db)
+            guard problems.isEmpty else {
+                throw SchemaError(kind: .incompatible, object: Self.readingsTable, problems: problems)
+            }
+        } else {
+            try db.exec(Self.createReadingsTableSQL)
+        }
+        let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) ?? "0"
+        let indexes = try self.indexes(oid: oid, on: db)
+        if !indexes.contains(where: { $0.method == "brin" && $0.keys == ["timestamp"] }) {
+            try db.exec(Self.createReadingsBRINIndexSQL)
+        }
+        if !indexes.contains(where: { $0.method == "btree" && $0.keys.starts(with: ["floor_number", "timestamp"]) }) {
+            try db.exec(Self.createReadingsFloorIndexSQL)
+        }
+    }
+
+    private func setupAggregates(on db: PGConnection) throws {
+        if let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) {
+            let problems = try aggregatesProblems(oid: oid, on: db, requireUniqueIndex: false)
+            guard problems.isEmpty else {
+                throw SchemaError(kind: .incompatible, object: Self.aggregatesView, problems: problems)
+            }
+        } else {
+            try db.exec(Self.createAggregatesViewSQL(timeZoneLiteral: try db.quoteLiteral(timeZone)))
+        }
+        let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) ?? "0"
+        let key = Set(["date", "sensor_id", "floor_number", "equipment_type"])
+        if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
+            try db.exec(Self.createAggregatesKeyIndexSQL)
+        }
+    }
+
+    private func setupLedger(on db: PGConnection) throws {
+        try db.exec(Self.createLedgerSQL(schema: try db.quoteIdentifier(ledgerSchema)))
+        for (table, columns) in Self.ledgerColumns {
+            let name = try db.quoteIdentifier(ledgerSchema) + "." + table
+            guard let oid = try relation(name, on: db, kinds: ["r", "p"]) else {
+                throw SchemaError(
+                    kind: .incompatible,
+                    object: "\(ledgerSchema).\(table)",
+                    problems: ["missing after setup"]
+                )
+            }
+            let problems = try columnProblems(oid: oid, expected: columns, on: db)
+            guard problems.isEmpty else {
+                throw SchemaError(kind: .incompatible, object: "\(ledgerSchema).\(table)", problems: problems)
+            }
+        }
+        try db.exec(Self.createLedgerIndexesSQL(schema: try db.quoteIdentifier(ledgerSchema)))
+    }
+
+    // MARK: - Compatibility checks
+
+    private func readingsProblems(oid: String, on db: PGConnection) throws -> [String] {
+        var problems = try columnProblems(oid: oid, expected: Self.readingsColumns, on: db)
+        let key = Set(["sensor_id", "timestamp"])
+        if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
+            problems.append(
+                "no unique index or constraint on exactly (sensor_id, \"timestamp\"); the loader's ON CONFLICT needs"
+                    + " it (check for duplicates, then CREATE UNIQUE INDEX ON sensor_readings (sensor_id, \"timestamp\"))"
+            )
+        }
+        return problems
+    }
+
+    private func aggregatesProblems(
+        oid: String,
+        on db: PGConnection,
+        requireUniqueIndex: Bool = true
+    ) throws -> [String] {
+        var problems: [String] = []
+        let columns = try db.exec(
+            "SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped"
+                + " ORDER BY attnum",
+            parameters: [oid]
+        ).rows.map { $0[0] ?? "" }
+        let expected = [
+            "date", "sensor_id", "floor_number", "equipment_type", "avg_value", "max_value", "min_value",
+            "reading_count",
+        ]
+        if columns != expected {
+            problems.append(
+                "has columns (\(columns.joined(separator: ", "))), expected (\(expected.joined(separator: ", ")))"
+            )
+        }
+        let definition = try db.exec("SELECT pg_get_viewdef($1::oid)", parameters: [oid]).scalar() ?? ""
+        let zone = try db.quoteLiteral(timeZone)
+        if !definition.contains("AT TIME ZONE \(zone)") {
+            problems.append(
+                "is not grouped by days in time zone \(zone); drop it (DROP MATERIALIZED VIEW \(Self.aggregatesView))"
+                    + " and run setup again"
+            )
+        }
+        if requireUniqueIndex {
+            let key = Set(["date", "sensor_id", "floor_number", "equipment_type"])
+            if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
+                problems.append("has no unique index on (date, sensor_id, floor_number, equipment_type)")
+            }
+        }
+        return problems
+    }
+
+    /// Compares a relation's columns with the expected ones.
+    private func columnProblems(oid: String, expected: [ColumnSpec], on db: PGConnection) throws -> [String] {
+        let rows = try db.exec(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                   a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
+            FROM pg_attribute a
+            WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """,
+            parameters: [oid]
+        ).rows
+        struct Actual {
+            let type: String
+            let notNull: Bool
+            let hasDefault: Bool
+        }
+        var actual: [String: Actual] = [:]
+        for row in rows {
+            actual[row[0] ?? ""] = Actual(type: row[1] ?? "", notNull: row[2] == "t", hasDefault: row[3] == "t")
+        }
+        var problems: [String] = []
+        for column in expected {
+            guard let found = actual[column.name] else {
+                problems.append("column \(column.name) is missing")
+                continue
+            }
+            if found.type != column.type {
+                problems.append("column \(column.name) has type \(found.type), expected \(column.type)")
+            }
+            if column.needsDefault, !found.hasDefault {
+                problems.append("column \(column.name) has no default")
+            }
+            if !column.notNull, found.notNull, !found.hasDefault {
+                problems.append("column \(column.name) is NOT NULL, but the pipeline may store NULL in it")
+            }
+        }
+        let known = Set(expected.map(\.name))
+        for row in rows {
+            let name = row[0] ?? ""
+            if !known.contains(name), let found = actual[name], found.notNull, !found.hasDefault {
+                problems.append("extra column \(name) is NOT NULL without a default, so the pipeline cannot insert")
+            }
+        }
+        return problems
+    }
+
+    /// The OID of a relation resolved through `search_path` (or schema-qualified), if it exists.
+    ///
+    /// - Throws: ``SchemaError`` when the name exists with another kind (for example a plain view).
+    private func relation(_ name: String, on db: PGConnection, kinds: Set<String>) throws -> String? {
+        let result = try db.exec(
+            "SELECT c.oid::text, c.relkind::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+            parameters: [name]
+        )
+        guard let row = result.rows.first, let oid = row[0] else { return nil }
+        let kind = row[1] ?? "?"
+        guard kinds.contains(kind) else {
+            let names = [
+                "r": "table", "p": "partitioned table", "v": "view", "m": "materialized view",
+                "f": "foreign table", "i": "index", "S": "sequence",
+            ]
+            let wanted = kinds.sorted().compactMap { names[$0] }.joined(separator: " or ")
+            throw SchemaError(
+                kind: .incompatible,
+                object: name,
+                problems: ["exists as a \(names[kind] ?? "relation of kind \(kind)"), expected a \(wanted)"]
+            )
+        }
+        return oid
+    }
+
+    private struct IndexInfo {
+        let method: String
+        let isUsableUniqueKey: Bool
+        let keys: [String]
+    }
+
+    /// The valid indexes of a relation with their key columns in order (expression columns appear as `""`).
+    private func indexes(oid: String, on db: PGConnection) throws -> [IndexInfo] {
+        try db.exec(
+            """
+            SELECT am.amname,
+                   i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL,
+                   (SELECT string_agg(coalesce(a.attname, ''), ',' ORDER BY k.ord)
+                    FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                    WHERE k.ord <= i.indnkeyatts)
+            FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_am am ON am.oid = c.relam
+            WHERE i.indrelid = $1::oid AND i.indisvalid
+            """,
+            parameters: [oid]
+        ).rows.map { row in
+            IndexInfo(
+                method: row[0] ?? "",
+                isUsableUniqueKey: row[1] == "t",
+                keys: (row[2] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            )
+        }
+    }
+}
+
+// MARK: - Expected columns
+
+extension Schema {
+    /// A column the pipeline relies on, with the type as `format_type` prints it.
+    struct ColumnSpec: Sendable {
+        let name: String
+        let type: String
+        let notNull: Bool
+        /// The pipeline never writes this column, so it needs a default (for example `id`).
+        var needsDefault = false
+    }
+
+    static let readingsColumns: [ColumnSpec] = [
+        ColumnSpec(name: "id", type: "bigint", notNull: true, needsDefault: true),
+        ColumnSpec(name: "timestamp", type: "timestamp with time zone", notNull: true),
+        ColumnSpec(name: "sensor_id", type: "character varying(50)", notNull: true),
+        ColumnSpec(name: "floor_number", type: "integer", notNull: true),
+        ColumnSpec(name: "equipment_type", type: "character varying(100)", notNull: false),
+        ColumnSpec(name: "reading_value", type: "numeric(10,4)", notNull: false),
+        ColumnSpec(name: "unit", type: "character varying(20)", notNull: false),
+        ColumnSpec(name: "status", type: "character varying(20)", notNull: false),
+    ]
+
+    static let ledgerColumns: [(String, [ColumnSpec])] = [
+        (
+            "runs",
+            [
+                ColumnSpec(name: "id", type: "bigint", notNull: true, needsDefault: true),
+                ColumnSpec(name: "stage", type: "text", notNull: true),
+                ColumnSpec(name: "env", type: "text", notNull: true),
+                ColumnSpec(name: "started_at", type: "timestamp with time zone", notNull: true),
+                ColumnSpec(name: "finished_at", type: "timestamp with time zone", notNull: false),
+                ColumnSpec(name: "status", type: "text", notNull: true),
+                ColumnSpec(name: "details", type: "jsonb", notNull: true),
+            ]
+        ),
+        (
+            "loaded_chunks",
+            [
+                ColumnSpec(name: "run_id", type: "bigint", notNull: true),
+                ColumnSpec(name: "chunk_name", type: "text", notNull: true),
+                ColumnSpec(name: "sha256", type: "text", notNull: true),
+                ColumnSpec(name: "row_count", type: "bigint", notNull: true),
+                ColumnSpec(name: "inserted", type: "bigint", notNull: true),
+                ColumnSpec(name: "updated", type: "bigint", notNull: true),
+                ColumnSpec(name: "min_ts", type: "timestamp with time zone", notNull: false),
+                ColumnSpec(name: "max_ts", type: "timestamp with time zone", notNull: false),
+                ColumnSpec(name: "inserted_ids", type: "int8multirange", notNull: false),
+                ColumnSpec(name: "status", type: "text", notNull: true),
+                ColumnSpec(name: "loaded_at", type: "timestamp with time zone", notNull: true),
+                ColumnSpec(name: "rolled_back_at", type: "timestamp with time zone", notNull: false),
+                ColumnSpec(name: "rolled_back_by", type: "bigint", notNull: false),
+            ]
+        ),
+        (
+            "replaced_readings",
+            [
+                ColumnSpec(name: "run_id", type: "bigint", notNull: true),
+                ColumnSpec(name: "chunk_name", type: "text", notNull: true),
+                ColumnSpec(name: "sensor_id", type: "character varying(50)", notNull: true),
+                ColumnSpec(name: "timestamp", type: "timestamp with time zone", notNull: true),
+                ColumnSpec(name: "previous_value", type: "numeric(10,4)", notNull: false),
+                ColumnSpec(name: "previous_status", type: "character varying(20)", notNull: false),
+            ]
+        ),
+    ]
+}
+
+// MARK: - SQL
+
+extension Schema {
+    /// The readings table, exactly as the application defines it, with its natural key.
+    package static let createReadingsTableSQL = """
+        CREATE TABLE sensor_readings (
+            id             BIGSERIAL PRIMARY KEY,
+            "timestamp"    TIMESTAMPTZ NOT NULL,
+            sensor_id      VARCHAR(50) NOT NULL,
+            floor_number   INTEGER NOT NULL,
+            equipment_type VARCHAR(100),
+            reading_value  DECIMAL(10,4),
+            unit           VARCHAR(20),
+            status         VARCHAR(20) DEFAULT 'normal',
+            CONSTRAINT sensor_readings_sensor_id_timestamp_key UNIQUE (sensor_id, "timestamp")
+        )
+        """
+
+    /// BRIN index for building-wide time-range scans.
+    package static let createReadingsBRINIndexSQL = """
+        CREATE INDEX IF NOT EXISTS sensor_readings_timestamp_brin ON sensor_readings USING brin ("timestamp")
+        """
+
+    /// Btree index for per-floor time-range queries.
+    package static let createReadingsFloorIndexSQL = """
+        CREATE INDEX IF NOT EXISTS sensor_readings_floor_number_timestamp_idx
+            ON sensor_readings (floor_number, "timestamp")
+        """
+
+    /// The daily aggregates view for a building time zone.
+    ///
+    /// - Parameter timeZoneLiteral: The time zone as a quoted SQL literal, for example `'Asia/Bangkok'`.
+    package static func createAggregatesViewSQL(timeZoneLiteral: String) -> String {
+        """
+        CREATE MATERIALIZED VIEW daily_aggregates AS
+        SELECT ("timestamp" AT TIME ZONE \(timeZoneLiteral))::date AS date,
+               sensor_id,
+               floor_number,
+               equipment_type,
+               AVG(reading_value) AS avg_value,
+               MAX(reading_value) AS max_value,
+               MIN(reading_value) AS min_value,
+               COUNT(*) AS reading_count
+        FROM sensor_readings
+        GROUP BY 1, 2, 3, 4
+        WITH DATA
+        """
+    }
+
+    /// The unique index `REFRESH MATERIALIZED VIEW CONCURRENTLY` needs.
+    package static let createAggregatesKeyIndexSQL = """
+        CREATE UNIQUE INDEX IF NOT EXISTS daily_aggregates_key
+            ON daily_aggregates (date, sensor_id, floor_number, equipment_type)
+        """
+
+    /// The ledger's lookup index for "was this chunk already loaded?", created after the columns were checked.
+    ///
+    /// - Parameter schema: The quoted schema name.
+    package static func createLedgerIndexesSQL(schema s: String) -> String {
+        """
+        CREATE INDEX IF NOT EXISTS loaded_chunks_committed_idx
+            ON \(s).loaded_chunks (chunk_name, sha256) WHERE status = 'committed'
+        """
+    }
+
+    /// The ledger schema and tables (see the type documentation for the meaning of each column).
+    ///
+    /// - Parameter schema: The quoted schema name.
+    package static func createLedgerSQL(schema s: String) -> String {
+        """
+        CREATE SCHEMA IF NOT EXISTS \(s);
+
+        CREATE TABLE IF NOT EXISTS \(s).runs (
+            id          BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            stage       TEXT NOT NULL,
+            env         TEXT NOT NULL,
+            started_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+            finished_at TIMESTAMPTZ,
+            status      TEXT NOT NULL DEFAULT 'running'
+                        CHECK (status IN ('running', 'succeeded', 'failed', 'rolled_back')),
+            details     JSONB NOT NULL DEFAULT '{}'::jsonb
+        );
+        COMMENT ON TABLE \(s).runs IS 'One row per pipeline stage execution (bems).';
+
+        CREATE TABLE IF NOT EXISTS \(s).loaded_chunks (
+            run_id         BIGINT NOT NULL REFERENCES \(s).runs (id),
+            chunk_name     TEXT NOT NULL,
+            sha256         TEXT NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+            row_count      BIGINT NOT NULL CHECK (row_count >= 0),
+            inserted       BIGINT NOT NULL CHECK (inserted >= 0),
+            updated        BIGINT NOT NULL CHECK (updated >= 0),
+            min_ts         TIMESTAMPTZ,
+            max_ts         TIMESTAMPTZ,
+            inserted_ids   INT8MULTIRANGE,
+            status         TEXT NOT NULL DEFAULT 'committed' CHECK (status IN ('committed', 'rolled_back')),
+            loaded_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+            rolled_back_at TIMESTAMPTZ,
+            rolled_back_by BIGINT REFERENCES \(s).runs (id),
+            PRIMARY KEY (run_id, chunk_name),
+            CHECK (inserted + updated <= row_count),
+            CHECK (min_ts <= max_ts),
+            CHECK ((status = 'rolled_back') = (rolled_back_at IS NOT NULL))
+        );
+        COMMENT ON TABLE \(s).loaded_chunks IS
+            'Chunks committed by load runs; written in the same transaction as their rows (bems).';
+
+        CREATE TABLE IF NOT EXISTS \(s).replaced_readings (
+            run_id          BIGINT NOT NULL,
+            chunk_name      TEXT NOT NULL,
+            sensor_id       VARCHAR(50) NOT NULL,
+            "timestamp"     TIMESTAMPTZ NOT NULL,
+            previous_value  DECIMAL(10,4),
+            previous_status VARCHAR(20),
+            PRIMARY KEY (run_id, chunk_name, sensor_id, "timestamp"),
+            FOREIGN KEY (run_id, chunk_name) REFERENCES \(s).loaded_chunks (run_id, chunk_name) ON DELETE CASCADE
+        );
+        COMMENT ON TABLE \(s).replaced_readings IS
+            'Previous value and status of each sensor_readings row a chunk updated, for rollback (bems).';
+        """
+    }
+}
+
+// MARK: - SchemaError
+
+/// An existing database object the pipeline cannot use, or a bad schema setting.
+package struct SchemaError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    package enum Kind: Sendable, Equatable {
+        /// An existing object does not match what the pipeline needs (or is missing, for ``Schema/verify(on:)``).
+        case incompatible
+        /// A setting such as the time zone is invalid.
+        case invalidSetting
+    }
+
+    /// What went wrong.
+    package let kind: Kind
+    /// The object, for example `sensor_readings`, `bems.runs` or `time zone`.
+    package let object: String
+    /// Every problem found, each a short sentence.
+    package let problems: [String]
+
+    /// Creates an error.
+    package init(kind: Kind, object: String, problems: [String]) {
+        self.kind = kind
+        self.object = object
+        self.problems = problems
+    }
+
+    package var description: String {
+        switch kind {
+        case .incompatible: return "\(object) is incompatible with the pipeline: " + problems.joined(separator: "; ")
+        case .invalidSetting: return "invalid \(object): " + problems.joined(separator: "; ")
+        }
+    }
+}
