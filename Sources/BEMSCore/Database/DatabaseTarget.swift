@@ -1,0 +1,41 @@
+import Foundation
+import Logging
+
+/// Where an environment's database is: the libpq connection string comes from the environment variable that
+/// pipeline.json names for it (`environments.<env>.databaseURLEnv`, default `BEMS_<ENV>_DATABASE_URL`).
+///
+/// A libpq keyword/value string or URI, so `PG*` variables, `.pgpass` and `sslmode` work as in psql. The string is
+/// never logged; use ``ConnectionString/redacted(_:)`` to show it.
+package struct DatabaseTarget: Sendable {
+    package var env: String
+    package var conninfo: String
+    package var variable: String
+
+    /// Resolves the connection string of `env`.
+    ///
+    /// - Throws: ``PipelineError`` 64 when the environment is unknown or its variable is unset.
+    package static func resolve(
+        config: PipelineConfig, env: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> DatabaseTarget {
+        guard let settings = config.environments[env] else {
+            throw PipelineError.usage("unknown environment \"\(env)\"")
+        }
+        guard let value = environment[settings.databaseURLEnv], !value.isEmpty else {
+            throw PipelineError.usage(
+                "\(settings.databaseURLEnv) is not set: set it to the \(env) database's libpq URI "
+                    + "(make demo starts a local PostgreSQL for dev when it is unset)")
+        }
+        return DatabaseTarget(env: env, conninfo: value, variable: settings.databaseURLEnv)
+    }
+
+    /// Opens a connection.
+    ///
+    /// - Throws: ``PipelineError`` 69 (database unavailable) with the redacted reason.
+    package func connect(logger: Logger? = nil) throws -> PGConnection {
+        do {
+            return try PGConnection(conninfo: conninfo, logger: logger)
+        } catch {
+            throw PipelineError(.unavailable, "cannot connect to the \(env) database (\(variable)): \(error)")
+        }
+    }
+}
