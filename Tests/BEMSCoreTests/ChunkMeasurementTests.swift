@@ -124,6 +124,17 @@ struct ChunkMeasurementTests {
         var dayBytes: [UInt8] = []
         let e = clock.measure { for _ in 0..<iterations { dayBytes = try! ChunkWriter.encode(day) } }
         let d = clock.measure { for _ in 0..<iterations { _ = try! ChunkReader.decode(dayBytes) } }
+        let compressor = try ZstdCompressor()
+        let decompressor = try ZstdDecompressor()
+        let e3 = clock.measure {
+            for _ in 0..<iterations { dayBytes = try! ChunkWriter.encode(day, using: compressor) }
+        }
+        let d3 = clock.measure {
+            for _ in 0..<iterations { _ = try! ChunkReader.decode(dayBytes, using: decompressor) }
+        }
+        print(
+            "day chunk x\(iterations), reused zstd contexts: encode \(rate(day.count * iterations, e3)), decode "
+                + "\(rate(day.count * iterations, d3))")
         let h = clock.measure { for _ in 0..<iterations { _ = try! ChunkReader.readHeader(dayBytes) } }
         print(
             "day chunk x\(iterations): encode \(rate(day.count * iterations, e)), decode "

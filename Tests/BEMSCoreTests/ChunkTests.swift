@@ -34,7 +34,7 @@ enum ChunkSamples {
         let start: Int64 = 1_551_398_400  // 2019-03-01T00:00:00Z
         for minute in 0..<minutes {
             let t = start + Int64(minute) * 60
-            let day = minute >= 7 * 60 && minute < 19 * 60
+            let day = minute % 1440 >= 7 * 60 && minute % 1440 < 19 * 60
             for s in 0..<sensors {
                 let value: Int64
                 switch s % 3 {
@@ -269,6 +269,19 @@ enum ChunkSamples {
     @Test func encodingIsDeterministic() throws {
         let data = ChunkSamples.realistic(sensors: 6, minutes: 200)
         #expect(try ChunkWriter.encode(data) == ChunkWriter.encode(data))
+    }
+
+    @Test func reusedContextsGiveTheSameResultAsOneShotCalls() throws {
+        let compressor = try ZstdCompressor()
+        let decompressor = try ZstdDecompressor()
+        for sample in [ChunkSamples.Case.realistic, .empty, .optionalColumns, .oneRow] {
+            let data = sample.data
+            let bytes = try ChunkWriter.encode(data, using: compressor)
+            #expect(bytes == (try ChunkWriter.encode(data)))
+            let (header, decoded) = try ChunkReader.decode(bytes, using: decompressor)
+            #expect(decoded == ChunkSamples.expectedCanonical(data))
+            #expect(header == (try ChunkReader.readHeader(bytes)))
+        }
     }
 
     // MARK: - Integrity

@@ -81,6 +81,25 @@ package struct ChunkHeader: Equatable, Sendable {
     /// The total length of the chunk in bytes.
     package var totalLength: Int
 
+    /// Creates a header; normally obtained from ``ChunkReader/readHeader(_:verifyChecksum:limits:)``.
+    package init(
+        formatVersion: UInt16, rowCount: Int, minTimestamp: Int64, maxTimestamp: Int64, sensors: [SensorStats],
+        metadata: [String: String], hasActions: Bool, hasPreviousValues: Bool, hasPreviousStatuses: Bool,
+        columns: [ChunkColumnInfo], totalLength: Int
+    ) {
+        self.formatVersion = formatVersion
+        self.rowCount = rowCount
+        self.minTimestamp = minTimestamp
+        self.maxTimestamp = maxTimestamp
+        self.sensors = sensors
+        self.metadata = metadata
+        self.hasActions = hasActions
+        self.hasPreviousValues = hasPreviousValues
+        self.hasPreviousStatuses = hasPreviousStatuses
+        self.columns = columns
+        self.totalLength = totalLength
+    }
+
     /// The sum of all values, exact.
     package var valueSum: Int64 {
         sensors.reduce(0) { $0 &+ $1.valueSum }

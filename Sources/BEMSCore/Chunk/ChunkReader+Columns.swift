@@ -8,11 +8,12 @@ extension ChunkReader {
     }
 
     /// Decodes the columns described by `layout`; the bytes were already verified by `parseLayout`.
-    static func decodeColumns(_ raw: RawSpan, _ layout: Layout) throws(ChunkError) -> ChunkData {
+    static func decodeColumns(
+        _ raw: RawSpan, _ layout: Layout, _ decompressor: borrowing ZstdDecompressor
+    ) throws(ChunkError) -> ChunkData {
         let header = layout.header
         let n = header.rowCount
         let sensorCount = header.sensors.count
-        let decompressor = try makeDecompressor()
 
         // Sensor runs.
         let sensorInfo = layout.known[ChunkFormat.Column.sensor]!
@@ -113,7 +114,7 @@ extension ChunkReader {
 
     // MARK: - Blocks
 
-    private static func makeDecompressor() throws(ChunkError) -> ZstdDecompressor {
+    static func makeDecompressor() throws(ChunkError) -> ZstdDecompressor {
         do { return try ZstdDecompressor() } catch { throw ChunkError(.zstd, error.description) }
     }
 

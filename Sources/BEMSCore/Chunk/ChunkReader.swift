@@ -19,9 +19,25 @@ package enum ChunkReader {
     package static func decode(
         _ bytes: [UInt8], limits: ChunkLimits = .standard
     ) throws(ChunkError) -> (header: ChunkHeader, data: ChunkData) {
+        let decompressor = try makeDecompressor()
+        return try decode(bytes, limits: limits, using: decompressor)
+    }
+
+    /// Verifies and decodes a whole chunk with a caller-owned decompression context, so a stage reading many
+    /// chunks reuses one `ZSTD_DCtx`. Same result as ``decode(_:limits:)``.
+    ///
+    /// - Parameters:
+    ///   - bytes: The complete chunk.
+    ///   - limits: Caps on row, sensor, column and metadata counts.
+    ///   - decompressor: The context to use; not shared between threads.
+    /// - Returns: The header and the readings, in canonical order.
+    /// - Throws: ``ChunkError``.
+    package static func decode(
+        _ bytes: [UInt8], limits: ChunkLimits = .standard, using decompressor: borrowing ZstdDecompressor
+    ) throws(ChunkError) -> (header: ChunkHeader, data: ChunkData) {
         let raw = bytes.span.bytes
         let layout = try parseLayout(raw, verifyChecksum: true, limits: limits)
-        let data = try decodeColumns(raw, layout)
+        let data = try decodeColumns(raw, layout, decompressor)
         return (layout.header, data)
     }
 

@@ -16,6 +16,24 @@ package enum ChunkWriter {
     package static func encode(
         _ data: ChunkData, level: Int32 = 3, limits: ChunkLimits = .standard
     ) throws(ChunkError) -> [UInt8] {
+        let compressor = try makeCompressor()
+        return try encode(data, level: level, limits: limits, using: compressor)
+    }
+
+    /// Encodes a chunk with a caller-owned compression context, so a stage writing many chunks reuses one
+    /// `ZSTD_CCtx` instead of allocating one per chunk. Same output as ``encode(_:level:limits:)``.
+    ///
+    /// - Parameters:
+    ///   - data: The readings (see ``encode(_:level:limits:)``).
+    ///   - level: The zstd level for every column block.
+    ///   - limits: Size caps.
+    ///   - compressor: The context to use; not shared between threads.
+    /// - Returns: The complete chunk bytes.
+    /// - Throws: ``ChunkError``.
+    package static func encode(
+        _ data: ChunkData, level: Int32 = 3, limits: ChunkLimits = .standard,
+        using compressor: borrowing ZstdCompressor
+    ) throws(ChunkError) -> [UInt8] {
         try validate(data, limits: limits)
         let n = data.count
         let sensorCount = data.sensorIDs.count
@@ -87,7 +105,6 @@ package enum ChunkWriter {
         }
 
         // MARK: Compress the columns.
-        let compressor = try makeCompressor()
         var blocks: [EncodedBlock] = []
         blocks.reserveCapacity(7)
         try blocks.append(
