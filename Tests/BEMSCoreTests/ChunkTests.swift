@@ -309,6 +309,18 @@ enum ChunkSamples {
         }
     }
 
+    @Test func headerCanBeReadWithoutHashingWhenColumnsAreDamaged() throws {
+        let input = ChunkSamples.Case.realistic.data
+        var bytes = try ChunkWriter.encode(input)
+        let header = try ChunkReader.readHeader(bytes)
+        let value = try #require(header.columns.first { $0.name == "value" })
+        bytes[value.offset + value.compressedLength / 2] ^= 0xFF
+        #expect(try ChunkReader.readHeader(bytes, verifyChecksum: false) == header)
+        let error = #expect(throws: ChunkError.self) { _ = try ChunkReader.readHeader(bytes) }
+        #expect(error?.code == .checksumMismatch)
+        #expect(error?.offset == bytes.count - 32)
+    }
+
     @Test func trailingBytesAreRejected() throws {
         let bytes = try ChunkWriter.encode(ChunkSamples.Case.oneRow.data)
         let error = #expect(throws: ChunkError.self) { _ = try ChunkReader.decode(bytes + [0]) }
