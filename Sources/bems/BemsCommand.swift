@@ -7,6 +7,6 @@ struct BemsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bems",
         abstract: "Operator commands for the CU-BEMS import pipeline.",
-        subcommands: []
+        subcommands: [SampleCommand.self]
     )
 }
