@@ -1,6 +1,5 @@
 import ArgumentParser
 import BEMSCore
-
 import Foundation
 
 /// `bems sample`: writes deterministic CU-BEMS-shaped floor files for development, tests and benchmarks.
@@ -62,8 +61,14 @@ struct SampleCommand: AsyncParsableCommand {
             configuration = .full(seed: seed, floors: floorList, lineEnding: ending, byteOrderMark: bom)
         } else {
             configuration = SampleConfiguration(
-                start: CivilDate(parsing: start)!, days: days, floors: floorList, seed: seed, lineEnding: ending,
-                byteOrderMark: bom, truncateFloor6: truncateFloor6)
+                start: CivilDate(parsing: start)!,
+                days: days,
+                floors: floorList,
+                seed: seed,
+                lineEnding: ending,
+                byteOrderMark: bom,
+                truncateFloor6: truncateFloor6
+            )
         }
         let clock = ContinuousClock()
         let began = clock.now
@@ -83,6 +88,7 @@ struct SampleCommand: AsyncParsableCommand {
         let rate = seconds > 0 ? megabytes / seconds : 0
         print(
             "\(summary.files.count) files, \(summary.rows) rows, \(summary.bytes) bytes in "
-                + "\(String(format: "%.2f", seconds)) s (\(String(format: "%.1f", rate)) MB/s)")
+                + "\(String(format: "%.2f", seconds)) s (\(String(format: "%.1f", rate)) MB/s)"
+        )
     }
 }

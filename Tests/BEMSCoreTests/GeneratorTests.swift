@@ -62,12 +62,25 @@ private struct ParsedFile {
 private func text(_ cell: ArraySlice<UInt8>) -> String { String(decoding: cell, as: UTF8.self) }
 
 private func render(
-    start: String, days: Int, floors: [Int], seed: UInt64 = 42, lineEnding: SampleConfiguration.LineEnding = .lf,
-    bom: Bool = false, truncate: Bool = false, floor6LastMinute: Int? = nil
+    start: String,
+    days: Int,
+    floors: [Int],
+    seed: UInt64 = 42,
+    lineEnding: SampleConfiguration.LineEnding = .lf,
+    bom: Bool = false,
+    truncate: Bool = false,
+    floor6LastMinute: Int? = nil
 ) throws -> [(summary: SampleFileSummary, bytes: [UInt8])] {
     let configuration = SampleConfiguration(
-        start: try #require(CivilDate(parsing: start)), days: days, floors: floors, seed: seed, lineEnding: lineEnding,
-        byteOrderMark: bom, truncateFloor6: truncate, floor6LastMinute: floor6LastMinute)
+        start: try #require(CivilDate(parsing: start)),
+        days: days,
+        floors: floors,
+        seed: seed,
+        lineEnding: lineEnding,
+        byteOrderMark: bom,
+        truncateFloor6: truncate,
+        floor6LastMinute: floor6LastMinute
+    )
     return try SampleGenerator(configuration: configuration).render()
 }
 
@@ -81,7 +94,8 @@ private func minuteNumber(_ cell: ArraySlice<UInt8>) -> Int? {
     guard b.count == 19, b[10] == UInt8(ascii: " "), b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
         b[17] == UInt8(ascii: "0"), b[18] == UInt8(ascii: "0"),
         let date = CivilDate(parsing: String(decoding: b[0..<10], as: UTF8.self)),
-        let h = Int(String(decoding: b[11..<13], as: UTF8.self)), let m = Int(String(decoding: b[14..<16], as: UTF8.self)),
+        let h = Int(String(decoding: b[11..<13], as: UTF8.self)),
+        let m = Int(String(decoding: b[14..<16], as: UTF8.self)),
         (0..<24).contains(h), (0..<60).contains(m)
     else { return nil }
     return date.dayNumber * 1440 + h * 60 + m
@@ -168,7 +182,11 @@ private func isS1(_ name: String) -> Bool { name.contains("_S1(") }
 
     @Test func writesFilesToDirectory() throws {
         let directory = "/tmp/bems-generator-test-\(UInt64.random(in: 0...UInt64.max))"
-        let configuration = SampleConfiguration(start: CivilDate(year: 2019, month: 5, day: 1)!, days: 1, floors: [1, 7])
+        let configuration = SampleConfiguration(
+            start: CivilDate(year: 2019, month: 5, day: 1)!,
+            days: 1,
+            floors: [1, 7]
+        )
         let summary = try SampleGenerator(configuration: configuration).write(toDirectory: directory)
         let inMemory = try SampleGenerator(configuration: configuration).render()
         #expect(summary.files == inMemory.map(\.summary))
@@ -261,7 +279,12 @@ private func isS1(_ name: String) -> Bool { name.contains("_S1(") }
         #expect(full.floors == Array(1...7))
         #expect(full.truncateFloor6)
         let files = try render(
-            start: "2019-10-22", days: 2, floors: [6, 7], truncate: true, floor6LastMinute: full.floor6LastMinute)
+            start: "2019-10-22",
+            days: 2,
+            floors: [6, 7],
+            truncate: true,
+            floor6LastMinute: full.floor6LastMinute
+        )
         let floor6 = ParsedFile(name: files[0].summary.name, bytes: files[0].bytes)
         #expect(floor6.rows.count == 13 * 60 + 28 + 1)
         #expect(text(floor6.rows[floor6.rows.count - 2][0]) == "2019-10-22 13:27:00")

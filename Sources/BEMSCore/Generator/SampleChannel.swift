@@ -65,7 +65,8 @@ struct SampleChannel {
         self.floor = floor
         self.zone = sensor.zone
         self.equipment = sensor.equipmentType
-        if sensor.equipmentType == .ac, let k = sensor.sensorID.split(separator: "_").last?.dropFirst(2), let n = Int(k) {
+        if sensor.equipmentType == .ac, let k = sensor.sensorID.split(separator: "_").last?.dropFirst(2), let n = Int(k)
+        {
             unit = n
         } else {
             unit = 0
@@ -234,7 +235,13 @@ struct SampleChannel {
     ///   - daylight: Daylight on a 0–360 scale.
     ///   - lightsOn: Whether the floor's lights are on (adds to lux).
     @inline(__always)
-    mutating func step(minute: Int32, cooling: Bool, daylight: Int64, lightsOn: Bool, random r: inout SampleRandom)
+    mutating func step(
+        minute: Int32,
+        cooling: Bool,
+        daylight: Int64,
+        lightsOn: Bool,
+        random r: inout SampleRandom
+    )
         -> Int64
     {
         let scheduled = minute >= onMinute && minute < offMinute
@@ -351,9 +358,14 @@ struct SampleChannel {
     ///   - maxStep: The largest step, in hundredths.
     ///   - scale: The distance (hundredths) at which the lean is strongest and steps start growing.
     @inline(__always)
-    static func revert(_ value: Int64, toward target: Int64, perMille: Int, maxStep: Int64, scale: Int64,
-        random r: inout SampleRandom) -> Int64
-    {
+    static func revert(
+        _ value: Int64,
+        toward target: Int64,
+        perMille: Int,
+        maxStep: Int64,
+        scale: Int64,
+        random r: inout SampleRandom
+    ) -> Int64 {
         let bits = r.next()
         guard Int(bits & 1023) < perMille * 1024 / 1000 else { return value }
         let diff = target - value

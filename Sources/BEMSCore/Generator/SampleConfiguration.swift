@@ -87,8 +87,15 @@ package struct SampleConfiguration: Hashable, Sendable {
         let end = CivilDate(year: 2020, month: 1, day: 1)!
         let cut = CivilDate(year: 2019, month: 10, day: 22)!.dayNumber * 1440 + 13 * 60 + 27
         return SampleConfiguration(
-            start: start, days: end.dayNumber - start.dayNumber, floors: floors, seed: seed,
-            lineEnding: lineEnding, byteOrderMark: byteOrderMark, truncateFloor6: true, floor6LastMinute: cut)
+            start: start,
+            days: end.dayNumber - start.dayNumber,
+            floors: floors,
+            seed: seed,
+            lineEnding: lineEnding,
+            byteOrderMark: byteOrderMark,
+            truncateFloor6: true,
+            floor6LastMinute: cut
+        )
     }
 
     /// The first minute of the period (minutes since 1970-01-01 00:00 local).

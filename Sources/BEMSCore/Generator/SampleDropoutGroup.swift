@@ -60,7 +60,8 @@ struct SampleDropoutGroup {
             }
         }
         let dayRange = (day * 1440)..<((day + 1) * 1440)
-        blockedToday = date.year == emptyYear || (gap.lowerBound <= dayRange.lowerBound && gap.upperBound >= dayRange.upperBound)
+        blockedToday =
+            date.year == emptyYear || (gap.lowerBound <= dayRange.lowerBound && gap.upperBound >= dayRange.upperBound)
     }
 
     /// Draws the opening state from the long-run rate.

@@ -120,9 +120,14 @@ enum SampleEvents {
 
     /// The spikes of one floor on `day`: one power spike per 7-day stratum (100–5000 kW), a low-temperature
     /// reading in about half of the 30-day strata, and the fixed ones.
-    static func spikes(day: Int, floor: Int, seed: UInt64, powerColumns: [Int], temperatureColumns: [Int],
-        headers: [String]) -> [Spike]
-    {
+    static func spikes(
+        day: Int,
+        floor: Int,
+        seed: UInt64,
+        powerColumns: [Int],
+        temperatureColumns: [Int],
+        headers: [String]
+    ) -> [Spike] {
         var list: [Spike] = []
         let dayRange = (day * 1440)..<((day + 1) * 1440)
         if !powerColumns.isEmpty {
@@ -133,7 +138,9 @@ enum SampleEvents {
             let band = r.next(below: 10)
             let value: Int64 =
                 band < 5
-                ? Int64(r.next(in: 10_000...30_000)) : band < 8 ? Int64(r.next(in: 30_000...100_000))
+                ? Int64(r.next(in: 10_000...30_000))
+                : band < 8
+                    ? Int64(r.next(in: 30_000...100_000))
                     : Int64(r.next(in: 100_000...500_000))
             if dayRange.contains(minute) { list.append(Spike(minute: minute, column: column, value: value)) }
         }

@@ -73,7 +73,9 @@ package struct SampleGenerator: Sendable {
         for minute in 0..<1440 {
             let h = minute / 60
             let m = minute % 60
-            table += [UInt8(48 + h / 10), UInt8(48 + h % 10), UInt8(ascii: ":"), UInt8(48 + m / 10), UInt8(48 + m % 10)]
+            table += [
+                UInt8(48 + h / 10), UInt8(48 + h % 10), UInt8(ascii: ":"), UInt8(48 + m / 10), UInt8(48 + m % 10),
+            ]
             table += Array(":00".utf8)
         }
         return table
@@ -162,8 +164,12 @@ package struct SampleGenerator: Sendable {
             }
             try w.finish()
             let summary = SampleFileSummary(
-                name: Self.fileName(year: currentYear, floor: floor), year: currentYear, floor: floor, rows: rows,
-                bytes: w.totalBytes)
+                name: Self.fileName(year: currentYear, floor: floor),
+                year: currentYear,
+                floor: floor,
+                rows: rows,
+                bytes: w.totalBytes
+            )
             finished(summary, w)
             writer = nil
         }
@@ -207,8 +213,13 @@ package struct SampleGenerator: Sendable {
                 if lo < hi { for i in lo..<hi { outage[i] = true } }
             }
             let spikes = SampleEvents.spikes(
-                day: day, floor: floor, seed: seed, powerColumns: powerColumns,
-                temperatureColumns: temperatureColumns, headers: headers)
+                day: day,
+                floor: floor,
+                seed: seed,
+                powerColumns: powerColumns,
+                temperatureColumns: temperatureColumns,
+                headers: headers
+            )
             var spikeIndex = 0
             Self.writeDate(date, into: &prefix)
 
@@ -239,8 +250,12 @@ package struct SampleGenerator: Sendable {
                         let minuteOfDay = Int32(mod)
                         for c in channels.indices {
                             var value = channels[c].step(
-                                minute: minuteOfDay, cooling: cooling, daylight: daylight, lightsOn: lightsOn,
-                                random: &random)
+                                minute: minuteOfDay,
+                                cooling: cooling,
+                                daylight: daylight,
+                                lightsOn: lightsOn,
+                                random: &random
+                            )
                             p[n] = UInt8(ascii: ",")
                             n += 1
                             if allEmpty { continue }
@@ -252,7 +267,10 @@ package struct SampleGenerator: Sendable {
                             }
                             if present {
                                 n += SampleNumberFormat.write(
-                                    value, wholeAsInteger: channels[c].wholeAsInteger, to: p + n)
+                                    value,
+                                    wholeAsInteger: channels[c].wholeAsInteger,
+                                    to: p + n
+                                )
                             }
                         }
                         p[n] = eol0

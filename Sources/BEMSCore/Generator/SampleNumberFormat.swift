@@ -69,7 +69,9 @@ enum SampleNumberFormat {
     /// The text for one value, for tests and messages.
     static func string(_ hundredths: Int64, wholeAsInteger: Bool) -> String {
         var bytes = [UInt8](repeating: 0, count: maxLength)
-        let n = bytes.withUnsafeMutableBufferPointer { write(hundredths, wholeAsInteger: wholeAsInteger, to: $0.baseAddress!) }
+        let n = bytes.withUnsafeMutableBufferPointer {
+            write(hundredths, wholeAsInteger: wholeAsInteger, to: $0.baseAddress!)
+        }
         return String(decoding: bytes[..<n], as: UTF8.self)
     }
 }
