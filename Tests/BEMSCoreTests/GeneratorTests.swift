@@ -433,6 +433,19 @@ private func isS1(_ name: String) -> Bool { name.contains("_S1(") }
         #expect(text(row[column]) == "4762.43")
     }
 
+    @Test func filesStartingAtTheRealFirstMinuteOpenWithTheRealReadings() throws {
+        let y2018 = try #require(parsed(render(start: "2018-07-01", days: 1, floors: [1])).first)
+        let first2018 = try #require(y2018.rows.first)
+        #expect(text(first2018[0]) == "2018-07-01 00:00:00")
+        #expect(first2018[1...10].map { hundredths($0) } == [1294, 1856, 4524, 1, 1, 0, 1376, 1764, 1092, 89])
+        let y2019 = try #require(parsed(render(start: "2018-12-31", days: 2, floors: [2])).last)
+        let first2019 = try #require(y2019.rows.first)
+        #expect(text(first2019[0]) == "2019-01-01 00:00:00")
+        #expect(first2019[1...3].map { hundredths($0) } == [0, 31, 9])
+        #expect(first2019[4...6].allSatisfy { $0.isEmpty })
+        #expect(first2019[7...10].map { hundredths($0) } == [0, 115, 85, 91])
+    }
+
     @Test func temperatureDriftsSlowly() throws {
         let file = try #require(parsed(render(start: "2019-04-02", days: 3, floors: [4])).first)
         var steps = 0

@@ -108,8 +108,8 @@ struct SampleChannel {
             configureAC(year: year, random: &r)
         case .temperature:
             kind = .temperature
-            let warm = year <= 2018 ? 2780 : 2560
-            let cool = year <= 2018 ? 2500 : 2280
+            let warm = year <= 2018 ? 2720 : 2500
+            let cool = year <= 2018 ? 2460 : 2260
             nightLevel = Int64(warm + r.next(in: 0...150))
             dayLevel = Int64(cool + r.next(in: 0...150))
         case .humidity:

@@ -165,4 +165,63 @@ enum SampleEvents {
     static func floorDiv(_ a: Int, _ b: Int) -> Int {
         a >= 0 ? a / b : -((-a + b - 1) / b)
     }
+
+    // MARK: - Real first rows
+
+    /// The first non-empty readings of each real file at its first timestamp (2018-07-01 00:00 or
+    /// 2019-01-01 00:00), from the reference's §5 (validation-report.json). The generator writes them when a period
+    /// starts at that minute, so `--full` files open like the real ones.
+    static func realFirstRow(year: Int, floor: Int) -> [(header: String, value: Int64)] {
+        let f3Zone1: [String] = ["z1_AC1", "z1_AC2", "z1_AC3", "z1_AC4", "z1_Light", "z1_Plug"]
+        func kw(_ names: [String], _ values: [Int64]) -> [(header: String, value: Int64)] {
+            zip(names, values).map { ("\($0.0)(kW)", $0.1) }
+        }
+        func s1(_ zone: String, _ t: Int64, _ rh: Int64, _ lux: Int64) -> [(header: String, value: Int64)] {
+            [("\(zone)_S1(degC)", t), ("\(zone)_S1(RH%)", rh), ("\(zone)_S1(lux)", lux)]
+        }
+        let floor1 = [
+            "z1_Light", "z1_Plug", "z2_AC1", "z2_AC2", "z2_AC3", "z2_AC4", "z2_Light", "z2_Plug", "z3_Light", "z3_Plug",
+        ]
+        switch (year, floor) {
+        case (2018, 1): return kw(floor1, [1294, 1856, 4524, 1, 1, 0, 1376, 1764, 1092, 89])
+        case (2018, 2):
+            return kw(["z1_AC1", "z1_Light", "z1_Plug"], [0, 1, 15]) + s1("z1", 2836, 5893, 0)
+                + kw(["z2_AC1", "z2_AC2", "z2_AC3", "z2_AC4"], [108, 0, 0, 0])
+        case (2018, 3): return kw(f3Zone1, [0, 0, 0, 7, 0, 3]) + s1("z1", 2844, 6067, 0) + kw(["z2_AC1"], [0])
+        case (2018, 4): return kw(f3Zone1, [0, 0, 0, 874, 0, 22]) + s1("z1", 2828, 6250, 0) + kw(["z2_AC1"], [0])
+        case (2018, 5): return kw(f3Zone1, [0, 0, 0, 0, 34, 17]) + s1("z1", 2754, 6829, 300) + kw(["z2_AC1"], [0])
+        case (2018, 6):
+            return kw(["z1_AC1", "z1_Light", "z1_Plug"], [0, 0, 31]) + s1("z1", 2757, 7219, 0)
+                + kw(["z2_AC1", "z2_Light", "z2_Plug"], [0, 1, 13]) + [("z2_S1(degC)", 2779)]
+        case (2018, 7): return kw(f3Zone1, [0, 0, 1, 0, 0, 2]) + s1("z1", 2823, 6442, 0) + kw(["z2_AC1"], [0])
+        case (2019, 1): return kw(floor1, [3, 58, 231, 2115, 1, 2, 1737, 1520, 1001, 38])
+        case (2019, 2):
+            return kw(
+                [
+                    "z1_AC1", "z1_Light", "z1_Plug", "z2_AC1", "z2_AC2", "z2_AC3", "z2_AC4", "z2_AC5", "z2_AC6",
+                    "z2_AC7",
+                ],
+                [0, 31, 9, 0, 115, 85, 91, 0, 24, 0]
+            )
+        case (2019, 3), (2019, 4), (2019, 5), (2019, 7):
+            let zone1: [Int64] =
+                switch floor {
+                case 3: [0, 0, 0, 7, 0, 3]
+                case 4: [0, 0, 0, 0, 0, 27]
+                case 5: [0, 0, 0, 0, 0, 13]
+                default: [0, 0, 1, 0, 0, 13]
+                }
+            let rest: [Int64] = floor == 3 || floor == 4 ? [0, 0, 2, 2] : [0, 0, 0, 2]
+            return kw(f3Zone1, zone1) + kw(["z2_AC1", "z2_Light", "z2_Plug", "z3_Light"], rest)
+        case (2019, 6):
+            return kw(
+                [
+                    "z1_AC1", "z1_Light", "z1_Plug", "z2_AC1", "z2_Light", "z2_Plug", "z3_Light", "z3_Plug", "z4_AC1",
+                    "z4_AC2",
+                ],
+                [0, 0, 20, 0, 1, 1, 2, 28, 0, 0]
+            )
+        default: return []
+        }
+    }
 }

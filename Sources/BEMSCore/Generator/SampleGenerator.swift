@@ -155,6 +155,7 @@ package struct SampleGenerator: Sendable {
         var groupsStarted = false
         var outage = [Bool](repeating: false, count: 1440)
         var prefix = [UInt8](repeating: 0, count: 11)
+        var firstRow = [Int64](repeating: Int64.min, count: headers.count)
 
         func closeFile() throws(SampleGeneratorError) {
             guard let w = writer else { return }
@@ -221,6 +222,17 @@ package struct SampleGenerator: Sendable {
                 headers: headers
             )
             var spikeIndex = 0
+            var firstRowMinute = Int.min
+            for i in firstRow.indices { firstRow[i] = Int64.min }
+            if date.month == 1 && date.day == 1 || date.year == 2018 && date.month == 7 && date.day == 1 {
+                let known = SampleEvents.realFirstRow(year: date.year, floor: floor)
+                if !known.isEmpty {
+                    firstRowMinute = day * 1440
+                    for (name, value) in known {
+                        if let c = headers.firstIndex(of: name) { firstRow[c] = value }
+                    }
+                }
+            }
             Self.writeDate(date, into: &prefix)
 
             let dayEnd = min(end, (day + 1) * 1440)
@@ -233,7 +245,7 @@ package struct SampleGenerator: Sendable {
                         let mod = m - day * 1440
                         (p + 11).update(from: times.baseAddress! + mod * 8, count: 8)
                         var n = 19
-                        let allEmpty = outage[mod]
+                        let allEmpty = outage[mod] && m != firstRowMinute
                         for g in groups.indices { groups[g].advance(random: &random) }
                         var spikeColumn = -1
                         var spikeValue: Int64 = 0
@@ -260,6 +272,13 @@ package struct SampleGenerator: Sendable {
                             n += 1
                             if allEmpty { continue }
                             var present = groups[channels[c].group].isPresent(at: m)
+                            if m == firstRowMinute && firstRow[c] != Int64.min {
+                                // The real file's first reading of this column.
+                                value = firstRow[c]
+                                channels[c].value = value
+                                if channels[c].kind == .lux { channels[c].target = value / 100 }
+                                present = true
+                            }
                             if c == spikeColumn && channels[c].kind != .acZero {
                                 // A power spike is a reading; a temperature anomaly only shows when the sensor reports.
                                 if !isS1[c] { present = true }
