@@ -19,7 +19,7 @@ struct SampleCommand: AsyncParsableCommand {
     @Option(help: "First day, YYYY-MM-DD (Bangkok local).")
     var start: String = "2019-03-04"
 
-    @Option(help: "Comma-separated floors, 1 through 7 (default: all).")
+    @Option(help: "Comma-separated floors, 1 through 7 (also applies with --full).")
     var floors: String = "1,2,3,4,5,6,7"
 
     @Option(help: "Output directory (created if missing).")

@@ -181,7 +181,7 @@ private func isS1(_ name: String) -> Bool { name.contains("_S1(") }
     }
 
     @Test func writesFilesToDirectory() throws {
-        let directory = "/tmp/bems-generator-test-\(UInt64.random(in: 0...UInt64.max))"
+        let directory = "/tmp/bems-generator-test-\(UInt64.random(in: 0...UInt64.max))/nested/out"
         let configuration = SampleConfiguration(
             start: CivilDate(year: 2019, month: 5, day: 1)!,
             days: 1,

@@ -26,16 +26,14 @@ package struct SampleGenerator: Sendable {
         "\(year)Floor\(floor).csv"
     }
 
-    /// Writes every file into `directory`, creating the directory (one level) if needed.
+    /// Writes every file into `directory`, creating it and any missing parents.
     ///
     /// - Parameter directory: The output directory.
     /// - Returns: What was written.
     /// - Throws: ``SampleGeneratorError`` for a bad configuration or a failed create or write.
     package func write(toDirectory directory: String) throws(SampleGeneratorError) -> SampleSummary {
         try configuration.validate()
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
-            throw .io(path: directory, operation: "create directory", errno: errno)
-        }
+        try Self.createDirectories(directory)
         var files: [SampleFileSummary] = []
         for floor in configuration.floors {
             try generate(floor: floor) { name throws(SampleGeneratorError) in
@@ -45,6 +43,18 @@ package struct SampleGenerator: Sendable {
             }
         }
         return SampleSummary(files: files)
+    }
+
+    /// `mkdir -p`: creates `path` and its missing parents with mode 0755.
+    private static func createDirectories(_ path: String) throws(SampleGeneratorError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw .io(path: prefix, operation: "create directory", errno: errno)
+            }
+            prefix += "/"
+        }
     }
 
     /// Generates every file in memory.
