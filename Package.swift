@@ -9,6 +9,8 @@ let package = Package(
         .executable(name: "bems", targets: ["bems"]),
         .executable(name: "bems-validate", targets: ["bems-validate"]),
         .executable(name: "bems-normalize", targets: ["bems-normalize"]),
+        .executable(name: "bems-dedupe", targets: ["bems-dedupe"]),
+        .executable(name: "bems-refresh", targets: ["bems-refresh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,6 +45,8 @@ let package = Package(
         .executableTarget(name: "bems", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
         .executableTarget(name: "bems-validate", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
         .executableTarget(name: "bems-normalize", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+        .executableTarget(name: "bems-dedupe", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+        .executableTarget(name: "bems-refresh", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
 
         .testTarget(
             name: "BEMSCoreTests",

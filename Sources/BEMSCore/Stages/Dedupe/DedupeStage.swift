@@ -1,0 +1,450 @@
+import Crypto
+import Foundation
+import Logging
+
+/// The dedupe stage: turns the current normalize run's chunks into chunks of readings to insert or update.
+///
+/// Per (floor, local day) group of normalize chunks:
+/// 1. **In-batch merge** (``BatchMerge``): one reading per (sensor id, timestamp). Identical duplicates are dropped
+///    and counted; for conflicting values the later source wins (higher input index in the normalize manifest, then
+///    later chunk and row), and every conflict goes to `conflicts.jsonl` in the run folder.
+/// 2. **Classification against the database** (``GroupClassifier``), read-only: insert when the key is absent,
+///    update when the stored value or status differs (the stored ones are kept in the chunk's `previousValues` /
+///    `previousStatuses` for rollback), skip when identical. Skipped readings are not written.
+///
+/// ## Incremental strategy: per-sensor watermarks
+///
+/// The stage never reads the whole table. One query per run fetches each affected sensor's stored `min` and `max`
+/// timestamp through index probes (``SnapshotSession/watermarks(of:)``). A group whose readings of a sensor all lie
+/// outside that window needs no lookup: they are inserts. So the first load and appending new days cost one query.
+/// Only a group with readings inside some sensor's window fetches the stored rows of those sensors in its time
+/// range, an indexed range read (``SnapshotSession/existing(sensorIDs:from:to:)``); ``Result/lookupQueries`` counts
+/// them. When `sensor_readings` does not exist yet, everything is an insert.
+///
+/// ## Snapshot and optimistic concurrency
+///
+/// All reads happen in one `REPEATABLE READ READ ONLY` snapshot exported to the worker connections, and the time it
+/// was taken is recorded in the report (`snapshotTakenAt`) and in each chunk's metadata. The classification is
+/// valid only for that state of the database; the load stage refuses chunks whose assumptions broke.
+///
+/// Make-style: when the normalize run and the settings are unchanged since the current dedupe run, nothing runs
+/// (unless ``Options/force``).
+package enum DedupeStage {
+    /// What a dedupe invocation was asked to do.
+    package struct Options: Sendable {
+        package var config: PipelineConfig
+        package var env: String
+        package var force = false
+        /// Groups processed in parallel (each worker has its own connection); `0` means one per core.
+        package var parallelism = 0
+        /// The process environment, where ``DatabaseTarget`` finds the connection string (tests inject theirs).
+        package var environment: [String: String] = ProcessInfo.processInfo.environment
+
+        /// Creates options.
+        package init(config: PipelineConfig, env: String) {
+            self.config = config
+            self.env = env
+        }
+    }
+
+    /// The outcome.
+    package struct Result: Sendable {
+        package var manifest: StageManifest
+        package var report: DedupeReport
+        /// True when the normalize run and settings were unchanged and nothing ran.
+        package var upToDate: Bool
+        package var runDirectory: String
+        /// Range lookups issued against `sensor_readings` (0 when the watermarks ruled every group out).
+        package var lookupQueries: Int { report.lookupQueries }
+    }
+
+    /// The name of the conflict report in the run folder.
+    package static let conflictsFile = "conflicts.jsonl"
+
+    /// Runs the stage.
+    ///
+    /// - Throws: ``PipelineError``: 66 without a normalize run or with a missing chunk, 74 for a chunk whose
+    ///   SHA-256 differs from the manifest (or an I/O failure), 64/69 for the database target, 73 for a locked work
+    ///   directory.
+    package static func run(_ options: Options, logger: Logger) async throws -> Result {
+        let config = options.config
+        let work = WorkDir(root: config.workDir)
+        let lock = try WorkDirLock(directory: work.root)
+        defer { withExtendedLifetime(lock) {} }
+
+        guard let normalize = try work.currentManifest(.normalize) else {
+            throw PipelineError.noInput("no current normalize run in \(work.root): run bems-normalize first")
+        }
+        let fingerprint = makeFingerprint(normalize: normalize, options: options)
+        if !options.force, let current = try work.currentManifest(.dedupe), current.fingerprint == fingerprint {
+            let dir = work.runDirectory(.dedupe, current.runID)
+            let report = try AtomicFile.readJSON(DedupeReport.self, from: dir + "/report.json")
+            logger.info("dedupe is up to date", metadata: ["run": "\(current.runID)"])
+            return Result(manifest: current, report: report, upToDate: true, runDirectory: dir)
+        }
+
+        let started = Date()
+        let normalizeDir = work.runDirectory(.normalize, normalize.runID)
+        let groups = makeGroups(normalize)
+
+        // Verify every chunk against the manifest before reading it, and collect the sensors for the watermarks.
+        let records = normalize.chunks
+        let sensorLists = try await parallelMap(count: records.count, width: options.parallelism) { i in
+            let bytes = try readVerified(records[i], directory: normalizeDir)
+            do {
+                return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }.map(\.sensorID)
+            } catch {
+                throw PipelineError.io("\(records[i].file): unreadable chunk header: \(error)")
+            }
+        }
+        let allSensors = Array(Set(sensorLists.joined())).sorted()
+
+        // The snapshot every read uses; the exporting session stays open until the workers are done.
+        let target = try DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment)
+        let db = try target.connect(logger: logger)
+        let snapshot: SnapshotSession
+        let tableExists: Bool
+        let snapshotID: String?
+        let takenAt: String
+        let takenAtUnix: Int64
+        let watermarks: [String: SensorWatermark]
+        do {
+            snapshot = try SnapshotSession(db: db)
+            tableExists = try snapshot.readingsTableExists()
+            let exported = try snapshot.export()
+            snapshotID = exported.id
+            takenAt = exported.takenAt
+            takenAtUnix = exported.unix
+            watermarks = tableExists ? try snapshot.watermarks(of: allSensors) : [:]
+        } catch {
+            throw databaseError(error)
+        }
+        logger.info(
+            "dedupe snapshot taken",
+            metadata: [
+                "snapshot.at": "\(takenAt)", "sensors": "\(allSensors.count)", "sensors.stored": "\(watermarks.count)",
+                "table.exists": "\(tableExists)",
+            ])
+
+        let runID = try work.createRun(.dedupe)
+        let runDir = work.runDirectory(.dedupe, runID)
+        try AtomicFile.makeDirectory(runDir + "/chunks")
+        logger.info("dedupe started", metadata: ["run": "\(runID)", "groups": "\(groups.count)"])
+
+        let context = GroupContext(
+            normalizeDirectory: normalizeDir, runDirectory: runDir, runID: runID, upstreamRunID: normalize.runID,
+            zstdLevel: Int32(config.chunk.zstdLevel), watermarks: watermarks, snapshotID: tableExists ? snapshotID : nil,
+            snapshotTakenAt: takenAt, conninfo: target.conninfo, env: options.env)
+        let width = max(1, min(options.parallelism > 0 ? options.parallelism : ProcessInfoCores.count, groups.count))
+        let outcomes = try await withThrowingTaskGroup(of: [GroupOutcome].self) { taskGroup in
+            for w in 0..<width {
+                taskGroup.addTask {
+                    try runWorker(w, of: width, groups: groups, context: context)
+                }
+            }
+            var all: [GroupOutcome] = []
+            for try await part in taskGroup { all += part }
+            return all.sorted { $0.index < $1.index }
+        }
+        withExtendedLifetime(snapshot) {}
+
+        // Conflicts, in group order.
+        var conflictText = ""
+        for outcome in outcomes {
+            for conflict in outcome.conflicts { conflictText += conflict.jsonLine + "\n" }
+        }
+        try AtomicFile.write(Array(conflictText.utf8), to: runDir + "/" + conflictsFile)
+
+        var report = DedupeReport(
+            runID: runID, normalizeRunID: normalize.runID, env: options.env, snapshotTakenAt: takenAt,
+            tableExisted: tableExists)
+        for outcome in outcomes {
+            report.groups += 1
+            report.readingsIn += outcome.readingsIn
+            report.duplicatesDropped += outcome.duplicatesDropped
+            report.conflicts += outcome.conflicts.count
+            report.inserts += outcome.inserts
+            report.updates += outcome.updates
+            report.skips += outcome.skips
+            report.lookupQueries += outcome.lookedUp ? 1 : 0
+            if outcome.record != nil { report.chunksWritten += 1 }
+        }
+        report.sensorsWithRows = watermarks.count
+        report.snapshotUnix = Int(takenAtUnix)
+        report.seconds = Date().timeIntervalSince(started)
+        report.readingsPerSecond = report.seconds > 0 ? Int(Double(report.readingsIn) / report.seconds) : 0
+        try AtomicFile.writeJSON(report, to: runDir + "/report.json")
+
+        let manifest = StageManifest(
+            stage: .dedupe, runID: runID, previousRunID: work.currentRunID(.dedupe),
+            createdAt: ISO8601DateFormatter().string(from: started), bemsVersion: BEMS.version, env: options.env,
+            fingerprint: fingerprint, upstreamRunID: normalize.runID,
+            inputs: records.map {
+                InputRecord(
+                    path: normalizeDir + "/" + $0.file, name: $0.file, floor: $0.floor, sha256: $0.sha256,
+                    bytes: $0.bytes)
+            },
+            chunks: outcomes.compactMap(\.record), passed: true, totals: report.totals,
+            seconds: report.seconds)
+        try work.publish(manifest)
+        logger.notice(
+            "dedupe finished",
+            metadata: [
+                "run": "\(runID)", "readings.in": "\(report.readingsIn)",
+                "duplicates": "\(report.duplicatesDropped)", "conflicts": "\(report.conflicts)",
+                "inserts": "\(report.inserts)", "updates": "\(report.updates)", "skips": "\(report.skips)",
+                "lookups": "\(report.lookupQueries)", "snapshot.at": "\(takenAt)",
+                "seconds": "\(String(format: "%.2f", report.seconds))",
+            ])
+        return Result(manifest: manifest, report: report, upToDate: false, runDirectory: runDir)
+    }
+
+    // MARK: - Grouping
+
+    /// The normalize chunks of one (floor, day).
+    package struct Group: Sendable {
+        package var index: Int
+        package var floor: Int
+        package var day: String
+        /// The chunks with their source index and sequence.
+        package var members: [(record: ChunkRecord, sourceIndex: Int, sequence: Int)]
+    }
+
+    /// Groups the manifest's chunks by (floor, day), ordered by floor then day.
+    package static func makeGroups(_ manifest: StageManifest) -> [Group] {
+        var byKey: [String: [(ChunkRecord, Int, Int)]] = [:]
+        var keys: [(Int, String)] = []
+        for (position, record) in manifest.chunks.enumerated() {
+            let key = "\(record.floor)|\(record.day)"
+            if byKey[key] == nil { keys.append((record.floor, record.day)) }
+            let (source, sequence) = sourceOrder(record, inputs: manifest.inputs, position: position)
+            byKey[key, default: []].append((record, source, sequence))
+        }
+        keys.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        return keys.enumerated().map { i, key in
+            Group(
+                index: i, floor: key.0, day: key.1,
+                members: byKey["\(key.0)|\(key.1)"]!.map { (record: $0.0, sourceIndex: $0.1, sequence: $0.2) })
+        }
+    }
+
+    /// The source index of a chunk (its input's position in the manifest: the `-s<index>-` normalize puts in the
+    /// file name, else the input whose name or path is the chunk's source) and its sequence (the file name's last number, else its manifest position).
+    static func sourceOrder(_ record: ChunkRecord, inputs: [InputRecord], position: Int) -> (Int, Int) {
+        let name = record.file.split(separator: "/").last.map(String.init) ?? record.file
+        let stem = name.hasSuffix(".bemc") ? String(name.dropLast(5)) : name
+        let parts = stem.split(separator: "-")
+        var source: Int?
+        if let part = parts.last(where: { $0.hasPrefix("s") && Int($0.dropFirst()) != nil }) {
+            source = Int(part.dropFirst())
+        }
+        if source == nil { source = inputs.firstIndex { $0.name == record.source || $0.path == record.source } }
+        let sequence = parts.count > 1 ? Int(parts.last!) : nil
+        return (source ?? 0, sequence ?? position)
+    }
+
+    // MARK: - Workers
+
+    struct GroupContext: Sendable {
+        var normalizeDirectory: String
+        var runDirectory: String
+        var runID: String
+        var upstreamRunID: String
+        var zstdLevel: Int32
+        var watermarks: [String: SensorWatermark]
+        /// `nil` when `sensor_readings` does not exist (no lookups at all).
+        var snapshotID: String?
+        var snapshotTakenAt: String
+        var conninfo: String
+        var env: String
+    }
+
+    struct GroupOutcome: Sendable {
+        var index: Int
+        var record: ChunkRecord?
+        var conflicts: [MergeConflict]
+        var readingsIn: Int
+        var duplicatesDropped: Int
+        var inserts: Int
+        var updates: Int
+        var skips: Int
+        var lookedUp: Bool
+    }
+
+    /// Processes groups `w`, `w + width`, …, with one lazily opened connection in the shared snapshot.
+    static func runWorker(_ w: Int, of width: Int, groups: [Group], context: GroupContext) throws -> [GroupOutcome] {
+        var session: SnapshotSession?
+        var outcomes: [GroupOutcome] = []
+        var g = w
+        while g < groups.count {
+            outcomes.append(
+                try processGroup(groups[g], context: context) {
+                    if let session { return session }
+                    guard let id = context.snapshotID else {
+                        throw PipelineError(.unexpected, "lookup requested without a snapshot")
+                    }
+                    let db: PGConnection
+                    do {
+                        db = try PGConnection(conninfo: context.conninfo)
+                    } catch {
+                        throw PipelineError(.unavailable, "cannot connect to the \(context.env) database: \(error)")
+                    }
+                    let opened = try SnapshotSession(db: db, importing: id)
+                    session = opened
+                    return opened
+                })
+            g += width
+        }
+        return outcomes
+    }
+
+    /// Merges, classifies and writes one group.
+    static func processGroup(
+        _ group: Group, context: GroupContext, session: () throws -> SnapshotSession
+    ) throws -> GroupOutcome {
+        var inputs: [MergeInput] = []
+        for member in group.members {
+            let bytes = try readVerified(member.record, directory: context.normalizeDirectory)
+            let data: ChunkData
+            do {
+                data = try ChunkReader.decode(bytes).data
+            } catch {
+                throw PipelineError.io("\(member.record.file): \(error)")
+            }
+            inputs.append(
+                MergeInput(
+                    data: data, sourceIndex: member.sourceIndex, sequence: member.sequence,
+                    source: member.record.source))
+        }
+        let merged = BatchMerge.merge(inputs)
+        var existing = ExistingRows()
+        var lookedUp = false
+        if let overlap = GroupClassifier.overlap(merged, watermarks: context.watermarks) {
+            do {
+                existing = try session().existing(
+                    sensorIDs: overlap.sensors.map { merged.sensorIDs[$0] }, from: overlap.from, to: overlap.to)
+            } catch let error as PipelineError {
+                throw error
+            } catch {
+                throw databaseError(error)
+            }
+            lookedUp = true
+        }
+        let sources = Array(Set(group.members.map(\.record.source))).sorted()
+        let metadata = [
+            "floor": String(group.floor), "day": group.day, "stage": "dedupe", "run": context.runID,
+            "upstream": context.upstreamRunID, "sources": sources.joined(separator: ","),
+            "snapshot": context.snapshotTakenAt,
+        ]
+        let classified = GroupClassifier.classify(merged, existing: existing, metadata: metadata)
+        var record: ChunkRecord?
+        if classified.data.count > 0 {
+            let file = "chunks/f\(group.floor)-\(group.day).bemc"
+            let bytes: [UInt8]
+            do {
+                bytes = try ChunkWriter.encode(classified.data, level: context.zstdLevel)
+                try ChunkFile.write(bytes, to: context.runDirectory + "/" + file)
+            } catch {
+                throw PipelineError.io("\(file): \(error)")
+            }
+            record = ChunkRecord(
+                file: file, sha256: sha256Hex(bytes), bytes: bytes.count, rows: classified.data.count,
+                minTimestamp: classified.data.timestamps.min() ?? 0, maxTimestamp: classified.data.timestamps.max() ?? 0,
+                floor: group.floor, day: group.day, source: sources.joined(separator: ","),
+                inserts: classified.inserts, updates: classified.updates, skips: classified.skips)
+        }
+        return GroupOutcome(
+            index: group.index, record: record, conflicts: merged.conflicts, readingsIn: merged.readingsIn,
+            duplicatesDropped: merged.duplicatesDropped, inserts: classified.inserts, updates: classified.updates,
+            skips: classified.skips, lookedUp: lookedUp)
+    }
+
+    // MARK: - Helpers
+
+    /// Reads a normalize chunk and checks its SHA-256 against the manifest.
+    ///
+    /// - Throws: ``PipelineError`` 66 when the file is missing, 74 when it differs from the manifest.
+    static func readVerified(_ record: ChunkRecord, directory: String) throws -> [UInt8] {
+        let bytes: [UInt8]
+        do {
+            bytes = try ChunkFile.read(directory + "/" + record.file)
+        } catch let error where error.code == .fileNotFound {
+            throw PipelineError.noInput("\(record.file): chunk of the normalize run is missing")
+        } catch {
+            throw PipelineError.io("\(record.file): \(error)")
+        }
+        let actual = sha256Hex(bytes)
+        guard actual == record.sha256 else {
+            throw PipelineError.io(
+                "\(record.file): SHA-256 \(actual) does not match the normalize manifest (\(record.sha256)); the chunk"
+                    + " is corrupt: rerun bems-normalize --force")
+        }
+        return bytes
+    }
+
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var hasher = SHA256()
+        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return Digest.hex(hasher.finalize())
+    }
+
+    static func databaseError(_ error: any Error) -> PipelineError {
+        if let error = error as? PipelineError { return error }
+        return PipelineError(.unavailable, "reading sensor_readings failed: \(error)")
+    }
+
+    static func makeFingerprint(normalize: StageManifest, options: Options) -> String {
+        Fingerprint.make(
+            .dedupe,
+            [
+                "normalize=\(normalize.runID)|\(normalize.fingerprint)", "env=\(options.env)",
+                "zstd=\(options.config.chunk.zstdLevel)",
+            ])
+    }
+}
+
+/// The `report.json` of a dedupe run.
+package struct DedupeReport: Codable, Equatable, Sendable {
+    package var runID: String
+    package var normalizeRunID: String
+    package var env: String
+    /// When the database snapshot the classification used was taken (ISO 8601 UTC); the classification is only
+    /// valid for that state of the database.
+    package var snapshotTakenAt: String
+    /// The same instant in Unix seconds (also in the manifest's totals as `snapshotUnix`).
+    package var snapshotUnix = 0
+    /// Whether `sensor_readings` existed (otherwise everything is an insert).
+    package var tableExisted: Bool
+    package var groups = 0
+    package var chunksWritten = 0
+    package var readingsIn = 0
+    package var duplicatesDropped = 0
+    package var conflicts = 0
+    package var inserts = 0
+    package var updates = 0
+    package var skips = 0
+    /// Range lookups against `sensor_readings`; groups outside every sensor's watermark need none.
+    package var lookupQueries = 0
+    /// Sensors of the batch that already had rows.
+    package var sensorsWithRows = 0
+    package var seconds: Double = 0
+    package var readingsPerSecond = 0
+    package var conflictsFile = DedupeStage.conflictsFile
+
+    package init(runID: String, normalizeRunID: String, env: String, snapshotTakenAt: String, tableExisted: Bool) {
+        self.runID = runID
+        self.normalizeRunID = normalizeRunID
+        self.env = env
+        self.snapshotTakenAt = snapshotTakenAt
+        self.tableExisted = tableExisted
+    }
+
+    /// The manifest's headline counts.
+    package var totals: [String: Int] {
+        [
+            "readingsIn": readingsIn, "duplicatesDropped": duplicatesDropped, "conflicts": conflicts,
+            "inserts": inserts, "updates": updates, "skips": skips, "groups": groups, "chunks": chunksWritten,
+            "lookupQueries": lookupQueries, "snapshotUnix": snapshotUnix,
+        ]
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Logging
+
+/// The refresh stage: recomputes `daily_aggregates` and refreshes planner statistics after loads.
+///
+/// Steps: `REFRESH MATERIALIZED VIEW CONCURRENTLY daily_aggregates` (a plain `REFRESH` when the view was never
+/// populated, since `CONCURRENTLY` needs populated contents), then `ANALYZE sensor_readings` and `ANALYZE
+/// daily_aggregates`. Each step is timed.
+///
+/// ## Make-style skipping
+///
+/// Every refresh is recorded in the ledger (`<ledger>.runs`, stage `refresh`) with, in `details.ledgerSignature`,
+/// the state of `<ledger>.loaded_chunks` read just *before* the refresh: the number of chunk rows, the number rolled
+/// back, and the latest `loaded_at` and `rolled_back_at`. A later refresh is skipped when the signature is unchanged,
+/// that is, when no load committed and no rollback happened since. Reading the signature before the refresh is
+/// conservative: a load committing while the refresh runs changes the signature, so the next refresh runs again.
+/// Changes made outside the pipeline (manual SQL) are not in the ledger; use ``Options/force``.
+package enum RefreshStage {
+    /// What a refresh invocation was asked to do.
+    package struct Options: Sendable {
+        package var config: PipelineConfig
+        package var env: String
+        package var force = false
+        /// The ledger schema (tests use their own).
+        package var ledgerSchema = Schema.defaultLedgerSchema
+        /// The process environment, where ``DatabaseTarget`` finds the connection string.
+        package var environment: [String: String] = ProcessInfo.processInfo.environment
+
+        /// Creates options.
+        package init(config: PipelineConfig, env: String) {
+            self.config = config
+            self.env = env
+        }
+    }
+
+    /// The outcome.
+    package struct Result: Sendable {
+        /// The work-dir manifest of this refresh, or of the last one when skipped (`nil` if none exists).
+        package var manifest: StageManifest?
+        package var report: RefreshReport
+        /// True when no load changed data since the last refresh and nothing ran.
+        package var upToDate: Bool
+    }
+
+    /// Runs the stage.
+    ///
+    /// - Throws: ``PipelineError``: 64/69 for the database target, 66 when the schema is not set up, 69 when a
+    ///   statement fails, 73 for a locked work directory.
+    package static func run(_ options: Options, logger: Logger) async throws -> Result {
+        let config = options.config
+        let work = WorkDir(root: config.workDir)
+        let lock = try WorkDirLock(directory: work.root)
+        defer { withExtendedLifetime(lock) {} }
+
+        let target = try DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment)
+        let db = try target.connect(logger: logger)
+        let schema = Schema(timeZone: config.timeZone, ledgerSchema: options.ledgerSchema)
+        do {
+            try schema.verify(on: db)
+        } catch let error as SchemaError {
+            throw PipelineError.noInput("the \(options.env) database is not set up for bems: \(error)")
+        } catch {
+            throw failure(error)
+        }
+
+        let ledger: String
+        let signature: String
+        let populated: Bool
+        let last: (id: String, signature: String?, finishedAt: String?)?
+        do {
+            ledger = try db.quoteIdentifier(options.ledgerSchema)
+            signature = try ledgerSignature(ledger: ledger, on: db)
+            populated =
+                try db.exec(
+                    "SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1)",
+                    parameters: [Schema.aggregatesView]
+                ).scalar() == "t"
+            let row = try db.exec(
+                """
+                SELECT id::text, details->>'ledgerSignature', finished_at::text FROM \(ledger).runs
+                WHERE stage = 'refresh' AND status = 'succeeded'
+                ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1
+                """
+            ).rows.first
+            last = row.map { ($0[0] ?? "", $0[1], $0[2]) }
+        } catch {
+            throw failure(error)
+        }
+
+        if !options.force, populated, let last, last.signature == signature {
+            logger.info("refresh is up to date", metadata: ["ledger.run": "\(last.id)"])
+            var report = RefreshReport(runID: work.currentRunID(.refresh) ?? "", env: options.env)
+            report.ledgerRunID = Int(last.id) ?? 0
+            report.ledgerSignature = signature
+            report.skippedReason = "no load or rollback since the refresh of \(last.finishedAt ?? "?")"
+            return Result(manifest: try work.currentManifest(.refresh), report: report, upToDate: true)
+        }
+
+        let started = Date()
+        let runID = try work.createRun(.refresh)
+        let runDir = work.runDirectory(.refresh, runID)
+        var report = RefreshReport(runID: runID, env: options.env)
+        report.ledgerSignature = signature
+        report.concurrently = populated
+        let ledgerRunID: String
+        do {
+            ledgerRunID =
+                try db.exec(
+                    "INSERT INTO \(ledger).runs (stage, env, status, details) VALUES ('refresh', $1, 'running', $2::jsonb)"
+                        + " RETURNING id::text",
+                    parameters: [options.env, detailsJSON(signature: signature, workRunID: runID)]
+                ).scalar() ?? "0"
+        } catch {
+            throw failure(error)
+        }
+        report.ledgerRunID = Int(ledgerRunID) ?? 0
+        logger.info(
+            "refresh started",
+            metadata: ["run": "\(runID)", "ledger.run": "\(ledgerRunID)", "concurrently": "\(populated)"])
+
+        do {
+            var t = Date()
+            try schema.refreshDailyAggregates(on: db, concurrently: populated)
+            report.refreshSeconds = Date().timeIntervalSince(t)
+            t = Date()
+            try db.exec("ANALYZE \(Schema.readingsTable)")
+            try db.exec("ANALYZE \(Schema.aggregatesView)")
+            report.analyzeSeconds = Date().timeIntervalSince(t)
+            report.aggregateRows =
+                Int(try db.exec("SELECT count(*) FROM \(Schema.aggregatesView)").scalar() ?? "0") ?? 0
+            try db.exec(
+                """
+                UPDATE \(ledger).runs SET status = 'succeeded', finished_at = clock_timestamp(),
+                    details = details || jsonb_build_object('refreshSeconds', $2::float8, 'analyzeSeconds', $3::float8,
+                                                            'aggregateRows', $4::bigint)
+                WHERE id = $1::bigint
+                """,
+                parameters: [
+                    ledgerRunID, String(report.refreshSeconds), String(report.analyzeSeconds),
+                    String(report.aggregateRows),
+                ])
+        } catch {
+            _ = try? db.exec(
+                "UPDATE \(ledger).runs SET status = 'failed', finished_at = clock_timestamp() WHERE id = $1::bigint",
+                parameters: [ledgerRunID])
+            throw failure(error)
+        }
+        report.seconds = Date().timeIntervalSince(started)
+        try AtomicFile.writeJSON(report, to: runDir + "/report.json")
+        let manifest = StageManifest(
+            stage: .refresh, runID: runID, previousRunID: work.currentRunID(.refresh),
+            createdAt: ISO8601DateFormatter().string(from: started), bemsVersion: BEMS.version, env: options.env,
+            fingerprint: Fingerprint.make(.refresh, [options.env, signature]),
+            upstreamRunID: work.currentRunID(.load), inputs: [], chunks: [], passed: true,
+            totals: [
+                "aggregateRows": report.aggregateRows, "refreshMilliseconds": Int(report.refreshSeconds * 1000),
+                "analyzeMilliseconds": Int(report.analyzeSeconds * 1000), "ledgerRunID": report.ledgerRunID,
+                "concurrently": populated ? 1 : 0,
+            ],
+            seconds: report.seconds)
+        try work.publish(manifest)
+        logger.notice(
+            "refresh finished",
+            metadata: [
+                "run": "\(runID)", "rows.aggregates": "\(report.aggregateRows)",
+                "refresh.seconds": "\(String(format: "%.3f", report.refreshSeconds))",
+                "analyze.seconds": "\(String(format: "%.3f", report.analyzeSeconds))",
+                "concurrently": "\(populated)",
+            ])
+        return Result(manifest: manifest, report: report, upToDate: false)
+    }
+
+    /// The state of the ledger's loaded chunks: row count, rolled-back count, latest `loaded_at` and
+    /// `rolled_back_at` (UTC, microseconds). Any load or rollback changes it.
+    static func ledgerSignature(ledger: String, on db: PGConnection) throws -> String {
+        let row = try db.exec(
+            """
+            SELECT count(*)::text, count(rolled_back_at)::text,
+                   coalesce(to_char(max(loaded_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '-'),
+                   coalesce(to_char(max(rolled_back_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '-')
+            FROM \(ledger).loaded_chunks
+            """
+        ).rows[0]
+        return row.map { $0 ?? "-" }.joined(separator: "|")
+    }
+
+    static func detailsJSON(signature: String, workRunID: String) -> String {
+        "{\"ledgerSignature\":\(JSONText.quoted(signature)),\"workRunID\":\(JSONText.quoted(workRunID)),"
+            + "\"bemsVersion\":\(JSONText.quoted(BEMS.version))}"
+    }
+
+    static func failure(_ error: any Error) -> PipelineError {
+        if let error = error as? PipelineError { return error }
+        return PipelineError(.unavailable, "refresh failed: \(error)")
+    }
+}
+
+/// The `report.json` of a refresh run.
+package struct RefreshReport: Codable, Equatable, Sendable {
+    package var runID: String
+    package var env: String
+    /// The `<ledger>.runs` id of the refresh.
+    package var ledgerRunID = 0
+    /// The ledger state the refresh covered (see ``RefreshStage``).
+    package var ledgerSignature = ""
+    /// Whether `REFRESH … CONCURRENTLY` was used (false for the first population).
+    package var concurrently = false
+    package var refreshSeconds: Double = 0
+    package var analyzeSeconds: Double = 0
+    package var aggregateRows = 0
+    package var seconds: Double = 0
+    /// Set when the refresh was skipped.
+    package var skippedReason: String?
+
+    package init(runID: String, env: String) {
+        self.runID = runID
+        self.env = env
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import BEMSCommandSupport
+import BEMSCore
+import Foundation
+
+/// `bems-refresh`: recomputes `daily_aggregates` and refreshes planner statistics, when a load changed data.
+@main
+struct RefreshCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bems-refresh",
+        abstract: "Refresh the daily_aggregates materialized view and ANALYZE, when loads changed data.",
+        discussion: """
+            Skipped when no load or rollback was recorded in the ledger since the last refresh (--force refreshes \
+            anyway). Exit status: 0 on success or skip, 64 for a bad configuration or an unset database variable, 66 \
+            when the database is not set up, 69 when the database is unavailable or a statement fails, 73 when \
+            another run holds the work directory.
+            """)
+
+    @OptionGroup var common: CommonOptions
+
+    @Flag(help: "Refresh even when no load changed data since the last refresh.")
+    var force = false
+
+    @Option(name: .customLong("ledger-schema"), help: "The schema of the pipeline's ledger tables.")
+    var ledgerSchema = Schema.defaultLedgerSchema
+
+    func run() async throws {
+        try await runReportingErrors {
+            let (config, logger) = try common.prepare(stage: "refresh")
+            var options = RefreshStage.Options(config: config, env: common.env)
+            options.force = force
+            options.ledgerSchema = ledgerSchema
+            let result = try await RefreshStage.run(options, logger: logger)
+            let r = result.report
+            if result.upToDate {
+                printError("refresh is up to date: \(r.skippedReason ?? "nothing changed"); use --force to refresh anyway")
+            } else {
+                printError(
+                    Table.render(
+                        header: ["mode", "refresh s", "analyze s", "aggregate rows"],
+                        rows: [[
+                            r.concurrently ? "concurrently" : "full", String(format: "%.3f", r.refreshSeconds),
+                            String(format: "%.3f", r.analyzeSeconds), "\(r.aggregateRows)",
+                        ]]))
+            }
+            return .ok
+        }
+    }
+}
