@@ -38,17 +38,22 @@ struct DedupeCommand: AsyncParsableCommand {
             let result = try await DedupeStage.run(options, logger: logger)
             let r = result.report
             if result.upToDate {
-                printError("dedupe is up to date (run \(r.runID), normalize run \(r.normalizeRunID)); use --force to rerun")
+                printError(
+                    "dedupe is up to date (run \(r.runID), normalize run \(r.normalizeRunID)); use --force to rerun")
             } else {
                 printError(
                     Table.render(
-                        header: ["readings in", "duplicates", "conflicts", "inserts", "updates", "skips", "lookups",
-                                 "chunks", "seconds"],
-                        rows: [[
-                            "\(r.readingsIn)", "\(r.duplicatesDropped)", "\(r.conflicts)", "\(r.inserts)",
-                            "\(r.updates)", "\(r.skips)", "\(r.lookupQueries)", "\(r.chunksWritten)",
-                            String(format: "%.2f", r.seconds),
-                        ]]))
+                        header: [
+                            "readings in", "duplicates", "conflicts", "inserts", "updates", "skips", "lookups",
+                            "chunks", "seconds",
+                        ],
+                        rows: [
+                            [
+                                "\(r.readingsIn)", "\(r.duplicatesDropped)", "\(r.conflicts)", "\(r.inserts)",
+                                "\(r.updates)", "\(r.skips)", "\(r.lookupQueries)", "\(r.chunksWritten)",
+                                String(format: "%.2f", r.seconds),
+                            ]
+                        ]))
                 printError("run \(r.runID): snapshot of the database taken at \(r.snapshotTakenAt)")
                 if r.conflicts > 0 { printError("conflicts: \(result.runDirectory)/\(r.conflictsFile)") }
             }

@@ -33,15 +33,18 @@ struct RefreshCommand: AsyncParsableCommand {
             let result = try await RefreshStage.run(options, logger: logger)
             let r = result.report
             if result.upToDate {
-                printError("refresh is up to date: \(r.skippedReason ?? "nothing changed"); use --force to refresh anyway")
+                printError(
+                    "refresh is up to date: \(r.skippedReason ?? "nothing changed"); use --force to refresh anyway")
             } else {
                 printError(
                     Table.render(
                         header: ["mode", "refresh s", "analyze s", "aggregate rows"],
-                        rows: [[
-                            r.concurrently ? "concurrently" : "full", String(format: "%.3f", r.refreshSeconds),
-                            String(format: "%.3f", r.analyzeSeconds), "\(r.aggregateRows)",
-                        ]]))
+                        rows: [
+                            [
+                                r.concurrently ? "concurrently" : "full", String(format: "%.3f", r.refreshSeconds),
+                                String(format: "%.3f", r.analyzeSeconds), "\(r.aggregateRows)",
+                            ]
+                        ]))
             }
             return .ok
         }

@@ -22,7 +22,8 @@ import Testing
         var out: [String] = []
         for s in merged.sensorIDs.indices {
             for r in merged.rows(ofSensor: s) {
-                out.append("\(merged.sensorIDs[s])@\(merged.timestamps[r])=\(merged.values[r])/\(merged.statuses[r].label)")
+                out.append(
+                    "\(merged.sensorIDs[s])@\(merged.timestamps[r])=\(merged.values[r])/\(merged.statuses[r].label)")
             }
         }
         return out
@@ -102,12 +103,14 @@ import Testing
             var rows: [(String, Int64, Int64, ReadingStatus)] = []
             for _ in 0..<400 {
                 let s = sensors[Int(rng.next() % 4)]
-                rows.append((s, Int64(rng.next() % 200) * 60, Int64(rng.next() % 3), rng.next() % 5 == 0 ? .anomaly : .normal))
+                rows.append(
+                    (s, Int64(rng.next() % 200) * 60, Int64(rng.next() % 3), rng.next() % 5 == 0 ? .anomaly : .normal))
             }
             // Each chunk lists its sensors in its own dictionary order.
             let order = sensors.shuffled(using: &rng)
             inputs.append(
-                MergeInput(data: Self.chunk(rows, sensorOrder: order), sourceIndex: source, sequence: 0, source: "s\(source)"))
+                MergeInput(
+                    data: Self.chunk(rows, sensorOrder: order), sourceIndex: source, sequence: 0, source: "s\(source)"))
         }
         let reference = BatchMerge.merge(inputs)
         let permutations = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
@@ -142,7 +145,8 @@ import Testing
             data.reserveCapacity(60 * 1440)
             for s in 0..<60 {
                 for m in 0..<1440 {
-                    data.append(sensorIndex: UInt32(s), timestamp: offset + Int64(m) * 60, value: value, status: .normal)
+                    data.append(
+                        sensorIndex: UInt32(s), timestamp: offset + Int64(m) * 60, value: value, status: .normal)
                 }
             }
             return data

@@ -95,7 +95,8 @@ enum StageFixture {
                 let key = "\(data.sensorIDs[Int(data.sensorIndexes[i])])@\(data.timestamps[i])"
                 let previous = data.previousValues?[i].map(String.init) ?? "-"
                 let previousStatus = data.previousStatuses?[i]?.label ?? "-"
-                out[key] = "\(data.actions?[i] == .update ? "update" : "insert") \(data.values[i])/\(data.statuses[i].label)"
+                out[key] =
+                    "\(data.actions?[i] == .update ? "update" : "insert") \(data.values[i])/\(data.statuses[i].label)"
                     + " was \(previous)/\(previousStatus)"
             }
         }
@@ -125,14 +126,18 @@ struct DedupeStageTests {
             try StageFixture.publishNormalizeRun(
                 work: work, sources: ["a.csv", "b.csv"],
                 chunks: [
-                    .init(floor: 1, day: "2019-03-04", sourceIndex: 0, rows: [
-                        ("f1_z1_light", day1, 10_000, .normal), ("f1_z1_light", day1 + 60, 20_000, .normal),
-                        ("f1_z1_plug", day1, 5, .anomaly),
-                    ]),
-                    .init(floor: 1, day: "2019-03-04", sourceIndex: 1, rows: [
-                        ("f1_z1_light", day1 + 60, 20_000, .normal),  // identical duplicate
-                        ("f1_z1_plug", day1, 6, .normal),  // conflict: b wins
-                    ]),
+                    .init(
+                        floor: 1, day: "2019-03-04", sourceIndex: 0,
+                        rows: [
+                            ("f1_z1_light", day1, 10_000, .normal), ("f1_z1_light", day1 + 60, 20_000, .normal),
+                            ("f1_z1_plug", day1, 5, .anomaly),
+                        ]),
+                    .init(
+                        floor: 1, day: "2019-03-04", sourceIndex: 1,
+                        rows: [
+                            ("f1_z1_light", day1 + 60, 20_000, .normal),  // identical duplicate
+                            ("f1_z1_plug", day1, 6, .normal),  // conflict: b wins
+                        ]),
                     .init(floor: 2, day: "2019-03-05", sourceIndex: 0, rows: [("f2_z1_ac1", day2, 1, .normal)]),
                 ])
             let result = try await DedupeStage.run(try options(dir, schema: schema), logger: StageFixture.logger)
@@ -191,15 +196,17 @@ struct DedupeStageTests {
             try StageFixture.publishNormalizeRun(
                 work: WorkDir(root: dir.path + "/work"), sources: ["a.csv"],
                 chunks: [
-                    .init(floor: 1, day: "2019-03-04", sourceIndex: 0, rows: [
-                        ("f1_z1_light", t, 10_000, .normal),  // identical: skip
-                        ("f1_z1_light", t + 60, 20_001, .normal),  // value changed: update
-                        ("f1_z1_light", t + 180, 40_000, .normal),  // status changed: update
-                        ("f1_z1_light", t + 240, 50_000, .normal),  // after the watermark: insert
-                        ("f1_z1_plug", t, 3, .normal),  // stored NULL: update
-                        ("f1_z1_plug", t + 60, 4, .normal),  // new key: insert
-                        ("f1_z2_light", t, 8, .normal),  // new sensor: insert
-                    ]),
+                    .init(
+                        floor: 1, day: "2019-03-04", sourceIndex: 0,
+                        rows: [
+                            ("f1_z1_light", t, 10_000, .normal),  // identical: skip
+                            ("f1_z1_light", t + 60, 20_001, .normal),  // value changed: update
+                            ("f1_z1_light", t + 180, 40_000, .normal),  // status changed: update
+                            ("f1_z1_light", t + 240, 50_000, .normal),  // after the watermark: insert
+                            ("f1_z1_plug", t, 3, .normal),  // stored NULL: update
+                            ("f1_z1_plug", t + 60, 4, .normal),  // new key: insert
+                            ("f1_z2_light", t, 8, .normal),  // new sensor: insert
+                        ]),
                     // Floor 2 appends a new day after its sensor's watermark: no lookup.
                     .init(floor: 2, day: "2019-03-04", sourceIndex: 0, rows: [("f2_z1_ac1", t, 9, .normal)]),
                 ])

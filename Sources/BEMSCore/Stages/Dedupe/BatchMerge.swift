@@ -20,7 +20,9 @@ package enum BatchMerge {
     /// - Returns: One reading per key, sensor-major with sensors sorted by id, timestamps ascending per sensor.
     package static func merge(_ inputs: [MergeInput]) -> MergedGroup {
         let ordered = inputs.enumerated().sorted { a, b in
-            (a.element.sourceIndex, a.element.sequence, a.offset) < (b.element.sourceIndex, b.element.sequence, b.offset)
+            (a.element.sourceIndex, a.element.sequence, a.offset) < (
+                b.element.sourceIndex, b.element.sequence, b.offset
+            )
         }.map(\.element)
 
         // The group dictionary: every sensor id of every chunk, sorted.
@@ -91,7 +93,8 @@ package enum BatchMerge {
                     data.statuses.withUnsafeBufferPointer { statuses in
                         for row in run.start..<run.end {
                             emit(
-                                g, times[row], values[row], statuses[row], input: run.input, first: first, inputs: inputs,
+                                g, times[row], values[row], statuses[row], input: run.input, first: first,
+                                inputs: inputs,
                                 into: &out, state: &state)
                         }
                     }
@@ -219,14 +222,21 @@ package struct MergedGroup: Sendable {
 
 /// Two readings of the same key with different values or statuses; the later source's was kept.
 package struct MergeConflict: Equatable, Sendable {
+    /// The sensor id.
     package var sensorID: String
     /// Unix seconds (UTC).
     package var timestamp: Int64
+    /// The value kept (×10⁴).
     package var keptValue: Int64
+    /// The status kept.
     package var keptStatus: ReadingStatus
+    /// The input the kept reading came from.
     package var keptSource: String
+    /// The value dropped (×10⁴).
     package var droppedValue: Int64
+    /// The status dropped.
     package var droppedStatus: ReadingStatus
+    /// The input the dropped reading came from.
     package var droppedSource: String
 
     /// Creates a conflict record.

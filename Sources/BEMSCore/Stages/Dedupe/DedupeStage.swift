@@ -32,8 +32,11 @@ import Logging
 package enum DedupeStage {
     /// What a dedupe invocation was asked to do.
     package struct Options: Sendable {
+        /// The pipeline configuration (work dir, zstd level, environments).
         package var config: PipelineConfig
+        /// The environment (dev, staging, prod).
         package var env: String
+        /// Run even when the current dedupe run is up to date.
         package var force = false
         /// Groups processed in parallel (each worker has its own connection); `0` means one per core.
         package var parallelism = 0
@@ -49,10 +52,13 @@ package enum DedupeStage {
 
     /// The outcome.
     package struct Result: Sendable {
+        /// The published manifest (or the current one when up to date).
         package var manifest: StageManifest
+        /// The run's `report.json`.
         package var report: DedupeReport
         /// True when the normalize run and settings were unchanged and nothing ran.
         package var upToDate: Bool
+        /// The run folder.
         package var runDirectory: String
         /// Range lookups issued against `sensor_readings` (0 when the watermarks ruled every group out).
         package var lookupQueries: Int { report.lookupQueries }
@@ -92,7 +98,8 @@ package enum DedupeStage {
         let sensorLists = try await parallelMap(count: records.count, width: options.parallelism) { i in
             let bytes = try readVerified(records[i], directory: normalizeDir)
             do {
-                return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }.map(\.sensorID)
+                return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }.map(
+                    \.sensorID)
             } catch {
                 throw PipelineError.io("\(records[i].file): unreadable chunk header: \(error)")
             }
@@ -133,7 +140,8 @@ package enum DedupeStage {
 
         let context = GroupContext(
             normalizeDirectory: normalizeDir, runDirectory: runDir, runID: runID, upstreamRunID: normalize.runID,
-            zstdLevel: Int32(config.chunk.zstdLevel), watermarks: watermarks, snapshotID: tableExists ? snapshotID : nil,
+            zstdLevel: Int32(config.chunk.zstdLevel), watermarks: watermarks,
+            snapshotID: tableExists ? snapshotID : nil,
             snapshotTakenAt: takenAt, conninfo: target.conninfo, env: options.env)
         let width = max(1, min(options.parallelism > 0 ? options.parallelism : ProcessInfoCores.count, groups.count))
         let outcomes = try await withThrowingTaskGroup(of: [GroupOutcome].self) { taskGroup in
@@ -203,8 +211,11 @@ package enum DedupeStage {
 
     /// The normalize chunks of one (floor, day).
     package struct Group: Sendable {
+        /// The position of the group in floor, day order.
         package var index: Int
+        /// The floor.
         package var floor: Int
+        /// The local day, `YYYY-MM-DD`.
         package var day: String
         /// The chunks with their source index and sequence.
         package var members: [(record: ChunkRecord, sourceIndex: Int, sequence: Int)]
@@ -349,7 +360,8 @@ package enum DedupeStage {
             }
             record = ChunkRecord(
                 file: file, sha256: sha256Hex(bytes), bytes: bytes.count, rows: classified.data.count,
-                minTimestamp: classified.data.timestamps.min() ?? 0, maxTimestamp: classified.data.timestamps.max() ?? 0,
+                minTimestamp: classified.data.timestamps.min() ?? 0,
+                maxTimestamp: classified.data.timestamps.max() ?? 0,
                 floor: group.floor, day: group.day, source: sources.joined(separator: ","),
                 inserts: classified.inserts, updates: classified.updates, skips: classified.skips)
         }
@@ -405,8 +417,11 @@ package enum DedupeStage {
 
 /// The `report.json` of a dedupe run.
 package struct DedupeReport: Codable, Equatable, Sendable {
+    /// The dedupe run.
     package var runID: String
+    /// The normalize run it read.
     package var normalizeRunID: String
+    /// The environment (dev, staging, prod).
     package var env: String
     /// When the database snapshot the classification used was taken (ISO 8601 UTC); the classification is only
     /// valid for that state of the database.
@@ -415,22 +430,34 @@ package struct DedupeReport: Codable, Equatable, Sendable {
     package var snapshotUnix = 0
     /// Whether `sensor_readings` existed (otherwise everything is an insert).
     package var tableExisted: Bool
+    /// (floor, day) groups processed.
     package var groups = 0
+    /// Chunks written (groups with inserts or updates).
     package var chunksWritten = 0
+    /// Readings in the normalize chunks.
     package var readingsIn = 0
+    /// Identical duplicates dropped in the batch.
     package var duplicatesDropped = 0
+    /// Conflicting duplicates dropped (each one a line of `conflicts.jsonl`).
     package var conflicts = 0
+    /// Readings whose key is not stored.
     package var inserts = 0
+    /// Readings replacing a stored value or status.
     package var updates = 0
+    /// Readings identical to the stored row (not written).
     package var skips = 0
     /// Range lookups against `sensor_readings`; groups outside every sensor's watermark need none.
     package var lookupQueries = 0
     /// Sensors of the batch that already had rows.
     package var sensorsWithRows = 0
+    /// Wall-clock seconds of the run.
     package var seconds: Double = 0
+    /// Input readings per second.
     package var readingsPerSecond = 0
+    /// The conflict report's file name in the run folder.
     package var conflictsFile = DedupeStage.conflictsFile
 
+    /// Creates an empty report.
     package init(runID: String, normalizeRunID: String, env: String, snapshotTakenAt: String, tableExisted: Bool) {
         self.runID = runID
         self.normalizeRunID = normalizeRunID

@@ -1,20 +1,4 @@
-/// Read-only access to the readings already in `sensor_readings`, for the dedupe stage's classification.
-///
-/// ## Incremental strategy: per-sensor watermarks
-///
-/// One query per run (``watermarks(of:)``) gets, for every sensor of the batch, the earliest and latest stored
-/// timestamp. Each bound is a `min`/`max` sub-select on one `sensor_id`, which PostgreSQL answers with one probe of
-/// the `(sensor_id, "timestamp")` unique index, so the query costs O(sensors · log n), never a scan.
-///
-/// A group whose readings of a sensor all lie outside that sensor's `[min, max]` cannot collide with a stored row
-/// of that sensor: they are inserts without any lookup. That makes the first load (no watermarks at all) and
-/// appending new days (every reading after `max`) cost nothing beyond that one query. Only a group with readings
-/// inside some sensor's window issues a lookup (``existing(sensorIDs:from:to:)``): one indexed range query for that
-/// group's overlapping sensors and time range, so the database is never read as a whole.
-///
-/// - Important: The rows are read in one `REPEATABLE READ READ ONLY` snapshot (``SnapshotSession``), shared by every
-///   worker connection via `pg_export_snapshot()`, so all groups are classified against the same database state.
-///   That classification is valid only until the database changes; the load stage re-checks it.
+/// The stored time range of one sensor: the earliest and latest timestamp in `sensor_readings`.
 package struct SensorWatermark: Sendable, Equatable {
     /// Earliest stored timestamp (Unix seconds).
     package var min: Int64
@@ -35,8 +19,11 @@ package struct ExistingRows: Sendable {
 
     /// One sensor's stored rows.
     package struct SensorRows: Sendable {
+        /// Unix seconds, ascending.
         package var timestamps: [Int64] = []
+        /// Stored values (×10⁴), `nil` for NULL.
         package var values: [Int64?] = []
+        /// Stored statuses, `nil` for NULL or an unknown label.
         package var statuses: [ReadingStatus?] = []
     }
 
@@ -44,7 +31,24 @@ package struct ExistingRows: Sendable {
     package init() {}
 }
 
-/// A connection reading inside one shared, read-only snapshot of the database.
+/// Read-only access to the readings already in `sensor_readings`, for the dedupe stage's classification: a
+/// connection inside one shared, read-only snapshot of the database.
+///
+/// ## Incremental strategy: per-sensor watermarks
+///
+/// One query per run (``watermarks(of:)``) gets, for every sensor of the batch, the earliest and latest stored
+/// timestamp. Each bound is a `min`/`max` sub-select on one `sensor_id`, which PostgreSQL answers with one probe of
+/// the `(sensor_id, "timestamp")` unique index, so the query costs O(sensors · log n), never a scan.
+///
+/// A group whose readings of a sensor all lie outside that sensor's `[min, max]` cannot collide with a stored row
+/// of that sensor: they are inserts without any lookup. That makes the first load (no watermarks at all) and
+/// appending new days (every reading after `max`) cost nothing beyond that one query. Only a group with readings
+/// inside some sensor's window issues a lookup (``existing(sensorIDs:from:to:)``): one indexed range query for that
+/// group's overlapping sensors and time range, so the database is never read as a whole.
+///
+/// - Important: The rows are read in one `REPEATABLE READ READ ONLY` snapshot (``SnapshotSession``), shared by every
+///   worker connection via `pg_export_snapshot()`, so all groups are classified against the same database state.
+///   That classification is valid only until the database changes; the load stage re-checks it.
 package final class SnapshotSession {
     /// The connection (inside the snapshot's transaction).
     package let db: PGConnection
@@ -148,8 +152,9 @@ package final class SnapshotSession {
 
     /// A PostgreSQL array literal of text elements, every element double-quoted and escaped.
     static func textArray(_ items: [String]) -> String {
-        "{" + items.map { item in
-            "\"" + item.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
-        }.joined(separator: ",") + "}"
+        "{"
+            + items.map { item in
+                "\"" + item.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+            }.joined(separator: ",") + "}"
     }
 }

@@ -6,6 +6,7 @@ package enum GroupClassifier {
         package var sensors: [Int]
         /// The smallest and largest timestamp of those readings (Unix seconds).
         package var from: Int64
+        /// Through this timestamp (Unix seconds).
         package var to: Int64
     }
 
@@ -13,8 +14,11 @@ package enum GroupClassifier {
     package struct Classified: Sendable {
         /// Inserts and updates only, with the `action`, `previousValues` and `previousStatuses` columns.
         package var data: ChunkData
+        /// Readings to insert.
         package var inserts = 0
+        /// Readings to update.
         package var updates = 0
+        /// Readings identical to the stored row.
         package var skips = 0
     }
 
@@ -121,7 +125,8 @@ package enum GroupClassifier {
     }
 
     @inline(__always)
-    private static func appendRow(_ data: inout ChunkData, _ sensor: UInt32, _ t: Int64, _ v: Int64, _ s: ReadingStatus) {
+    private static func appendRow(_ data: inout ChunkData, _ sensor: UInt32, _ t: Int64, _ v: Int64, _ s: ReadingStatus)
+    {
         data.sensorIndexes.append(sensor)
         data.timestamps.append(t)
         data.values.append(v)

@@ -18,8 +18,11 @@ import Logging
 package enum RefreshStage {
     /// What a refresh invocation was asked to do.
     package struct Options: Sendable {
+        /// The pipeline configuration (work dir, time zone, environments).
         package var config: PipelineConfig
+        /// The environment (dev, staging, prod).
         package var env: String
+        /// Refresh even when no load changed data since the last refresh.
         package var force = false
         /// The ledger schema (tests use their own).
         package var ledgerSchema = Schema.defaultLedgerSchema
@@ -37,6 +40,7 @@ package enum RefreshStage {
     package struct Result: Sendable {
         /// The work-dir manifest of this refresh, or of the last one when skipped (`nil` if none exists).
         package var manifest: StageManifest?
+        /// The run's `report.json` (for a skip, the reason).
         package var report: RefreshReport
         /// True when no load changed data since the last refresh and nothing ran.
         package var upToDate: Bool
@@ -197,7 +201,9 @@ package enum RefreshStage {
 
 /// The `report.json` of a refresh run.
 package struct RefreshReport: Codable, Equatable, Sendable {
+    /// The work-dir refresh run.
     package var runID: String
+    /// The environment (dev, staging, prod).
     package var env: String
     /// The `<ledger>.runs` id of the refresh.
     package var ledgerRunID = 0
@@ -205,13 +211,18 @@ package struct RefreshReport: Codable, Equatable, Sendable {
     package var ledgerSignature = ""
     /// Whether `REFRESH … CONCURRENTLY` was used (false for the first population).
     package var concurrently = false
+    /// Seconds the `REFRESH` took.
     package var refreshSeconds: Double = 0
+    /// Seconds both `ANALYZE`s took.
     package var analyzeSeconds: Double = 0
+    /// Rows of `daily_aggregates` after the refresh.
     package var aggregateRows = 0
+    /// Seconds of the whole run.
     package var seconds: Double = 0
     /// Set when the refresh was skipped.
     package var skippedReason: String?
 
+    /// Creates an empty report.
     package init(runID: String, env: String) {
         self.runID = runID
         self.env = env
