@@ -157,8 +157,8 @@ struct DedupeStageTests {
             #expect(decisions["f1_z1_plug@\(day1)"] == "insert 6/normal was -/-")
             let conflicts = try String(contentsOfFile: result.runDirectory + "/conflicts.jsonl", encoding: .utf8)
             #expect(conflicts.split(separator: "\n").count == 1)
-            #expect(conflicts.contains(#""kept":{"value":"0.0006","status":"normal","source":"b.csv"}"#))
-            #expect(conflicts.contains(#""dropped":{"value":"0.0005","status":"anomaly","source":"a.csv"}"#))
+            #expect(conflicts.contains(#""kept":{"value":"0.0006","status":"normal","source":"/in/b.csv"}"#))
+            #expect(conflicts.contains(#""dropped":{"value":"0.0005","status":"anomaly","source":"/in/a.csv"}"#))
             // The manifest's chunk hashes match the files (the load stage verifies them the same way).
             for record in result.manifest.chunks {
                 let bytes = try ChunkFile.read(result.runDirectory + "/" + record.file)

@@ -217,25 +217,27 @@ package enum DedupeStage {
         package var floor: Int
         /// The local day, `YYYY-MM-DD`.
         package var day: String
-        /// The chunks with their source index and sequence.
-        package var members: [(record: ChunkRecord, sourceIndex: Int, sequence: Int)]
+        /// The chunks with their source index and sequence, and the input's path (its name when unknown) for the
+        /// conflict report.
+        package var members: [(record: ChunkRecord, sourceIndex: Int, sequence: Int, sourceLabel: String)]
     }
 
     /// Groups the manifest's chunks by (floor, day), ordered by floor then day.
     package static func makeGroups(_ manifest: StageManifest) -> [Group] {
-        var byKey: [String: [(ChunkRecord, Int, Int)]] = [:]
+        var byKey: [String: [(ChunkRecord, Int, Int, String)]] = [:]
         var keys: [(Int, String)] = []
         for (position, record) in manifest.chunks.enumerated() {
             let key = "\(record.floor)|\(record.day)"
             if byKey[key] == nil { keys.append((record.floor, record.day)) }
             let (source, sequence) = sourceOrder(record, inputs: manifest.inputs, position: position)
-            byKey[key, default: []].append((record, source, sequence))
+            let label = manifest.inputs.indices.contains(source) ? manifest.inputs[source].path : record.source
+            byKey[key, default: []].append((record, source, sequence, label))
         }
         keys.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         return keys.enumerated().map { i, key in
             Group(
                 index: i, floor: key.0, day: key.1,
-                members: byKey["\(key.0)|\(key.1)"]!.map { (record: $0.0, sourceIndex: $0.1, sequence: $0.2) })
+                members: byKey["\(key.0)|\(key.1)"]!.map { (record: $0.0, sourceIndex: $0.1, sequence: $0.2, sourceLabel: $0.3) })
         }
     }
 
@@ -325,7 +327,7 @@ package enum DedupeStage {
             inputs.append(
                 MergeInput(
                     data: data, sourceIndex: member.sourceIndex, sequence: member.sequence,
-                    source: member.record.source))
+                    source: member.sourceLabel))
         }
         let merged = BatchMerge.merge(inputs)
         var existing = ExistingRows()
