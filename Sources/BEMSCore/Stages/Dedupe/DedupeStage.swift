@@ -136,6 +136,7 @@ package enum DedupeStage {
         let runID = try work.createRun(.dedupe)
         let runDir = work.runDirectory(.dedupe, runID)
         try AtomicFile.makeDirectory(runDir + "/chunks")
+        try AtomicFile.makeDirectory(runDir + "/conflict-parts")
         logger.info("dedupe started", metadata: ["run": "\(runID)", "groups": "\(groups.count)"])
 
         let context = GroupContext(
@@ -156,12 +157,8 @@ package enum DedupeStage {
         }
         withExtendedLifetime(snapshot) {}
 
-        // Conflicts, in group order.
-        var conflictText = ""
-        for outcome in outcomes {
-            for conflict in outcome.conflicts { conflictText += conflict.jsonLine + "\n" }
-        }
-        try AtomicFile.write(Array(conflictText.utf8), to: runDir + "/" + conflictsFile)
+        // Conflicts, in group order: concatenate the per-group parts, so memory never holds more than one group's.
+        try concatenateConflictParts(outcomes, runDirectory: runDir)
 
         var report = DedupeReport(
             runID: runID, normalizeRunID: normalize.runID, env: options.env, snapshotTakenAt: takenAt,
@@ -170,7 +167,7 @@ package enum DedupeStage {
             report.groups += 1
             report.readingsIn += outcome.readingsIn
             report.duplicatesDropped += outcome.duplicatesDropped
-            report.conflicts += outcome.conflicts.count
+            report.conflicts += outcome.conflicts
             report.inserts += outcome.inserts
             report.updates += outcome.updates
             report.skips += outcome.skips
@@ -237,7 +234,9 @@ package enum DedupeStage {
         return keys.enumerated().map { i, key in
             Group(
                 index: i, floor: key.0, day: key.1,
-                members: byKey["\(key.0)|\(key.1)"]!.map { (record: $0.0, sourceIndex: $0.1, sequence: $0.2, sourceLabel: $0.3) })
+                members: byKey["\(key.0)|\(key.1)"]!.map {
+                    (record: $0.0, sourceIndex: $0.1, sequence: $0.2, sourceLabel: $0.3)
+                })
         }
     }
 
@@ -275,7 +274,8 @@ package enum DedupeStage {
     struct GroupOutcome: Sendable {
         var index: Int
         var record: ChunkRecord?
-        var conflicts: [MergeConflict]
+        /// Conflicts found; when non-zero they are in `conflicts/<index>.jsonl` until concatenated.
+        var conflicts: Int
         var readingsIn: Int
         var duplicatesDropped: Int
         var inserts: Int
@@ -343,6 +343,12 @@ package enum DedupeStage {
             }
             lookedUp = true
         }
+        if !merged.conflicts.isEmpty {
+            var text = ""
+            for conflict in merged.conflicts { text += conflict.jsonLine + "\n" }
+            try AtomicFile.write(
+                Array(text.utf8), to: conflictPartPath(group.index, runDirectory: context.runDirectory))
+        }
         let sources = Array(Set(group.members.map(\.record.source))).sorted()
         let metadata = [
             "floor": String(group.floor), "day": group.day, "stage": "dedupe", "run": context.runID,
@@ -368,12 +374,40 @@ package enum DedupeStage {
                 inserts: classified.inserts, updates: classified.updates, skips: classified.skips)
         }
         return GroupOutcome(
-            index: group.index, record: record, conflicts: merged.conflicts, readingsIn: merged.readingsIn,
+            index: group.index, record: record, conflicts: merged.conflicts.count, readingsIn: merged.readingsIn,
             duplicatesDropped: merged.duplicatesDropped, inserts: classified.inserts, updates: classified.updates,
             skips: classified.skips, lookedUp: lookedUp)
     }
 
     // MARK: - Helpers
+
+    static func conflictPartPath(_ index: Int, runDirectory: String) -> String {
+        "\(runDirectory)/conflict-parts/\(index).jsonl"
+    }
+
+    /// Writes `conflicts.jsonl` from the groups' part files, in group order, streaming, and removes the parts.
+    static func concatenateConflictParts(_ outcomes: [GroupOutcome], runDirectory: String) throws {
+        let path = runDirectory + "/" + conflictsFile
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+            let out = FileHandle(forWritingAtPath: path)
+        else { throw PipelineError.io("\(path): cannot create") }
+        do {
+            for outcome in outcomes where outcome.conflicts > 0 {
+                let part = conflictPartPath(outcome.index, runDirectory: runDirectory)
+                guard let data = FileManager.default.contents(atPath: part) else {
+                    throw PipelineError.io("\(part): missing conflict part")
+                }
+                try out.write(contentsOf: data)
+            }
+            try out.synchronize()
+            try out.close()
+        } catch let error as PipelineError {
+            throw error
+        } catch {
+            throw PipelineError.io("\(path): \(error)")
+        }
+        try? FileManager.default.removeItem(atPath: runDirectory + "/conflict-parts")
+    }
 
     /// Reads a normalize chunk and checks its SHA-256 against the manifest.
     ///
