@@ -87,6 +87,23 @@ struct RefreshStageTests {
             #expect(!result.report.concurrently)
             let actual = try Self.aggregates(db)
             #expect(actual == Self.expected(rows))
+            // The same from an independent SQL computation (UTC + 7 hours), in a session whose TimeZone is not
+            // Bangkok: the view's days do not depend on the session.
+            try db.exec("SET TimeZone = 'America/New_York'")
+            let independent = try db.exec(
+                """
+                SELECT d::text || '|' || sensor_id || '|' || floor_number || '|' || equipment_type || '|' || count(*)
+                       || '|' || sum(reading_value)::text || '|' || min(reading_value)::text || '|'
+                       || max(reading_value)::text
+                FROM (SELECT (("timestamp" AT TIME ZONE 'UTC') + interval '7 hours')::date AS d, * FROM sensor_readings) r
+                GROUP BY d, sensor_id, floor_number, equipment_type ORDER BY d, sensor_id
+                """
+            ).rows.map { $0[0] ?? "" }
+            #expect(try Self.aggregates(db) == independent)
+            let sessionDays = try db.exec(
+                "SELECT count(DISTINCT (\"timestamp\")::date || sensor_id) FROM sensor_readings"
+            ).scalarInt64()
+            #expect(sessionDays == 2, "in New York the readings fall on one day per sensor")
             #expect(actual.count == 4)  // light on two Bangkok days, ac on two
             #expect(result.report.aggregateRows == actual.count)
             #expect(result.report.refreshSeconds >= 0 && result.report.analyzeSeconds >= 0)

@@ -95,15 +95,18 @@ package enum DedupeStage {
 
         // Verify every chunk against the manifest before reading it, and collect the sensors for the watermarks.
         let records = normalize.chunks
-        let sensorLists = try await parallelMap(count: records.count, width: options.parallelism) { i in
-            let bytes = try readVerified(records[i], directory: normalizeDir)
-            do {
-                return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }.map(
-                    \.sensorID)
-            } catch {
-                throw PipelineError.io("\(records[i].file): unreadable chunk header: \(error)")
+        let sensorLists: [[String]] =
+            records.isEmpty
+            ? []
+            : try await parallelMap(count: records.count, width: options.parallelism) { i in
+                let bytes = try readVerified(records[i], directory: normalizeDir)
+                do {
+                    return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }.map(
+                        \.sensorID)
+                } catch {
+                    throw PipelineError.io("\(records[i].file): unreadable chunk header: \(error)")
+                }
             }
-        }
         let allSensors = Array(Set(sensorLists.joined())).sorted()
 
         // The snapshot every read uses; the exporting session stays open until the workers are done.

@@ -134,13 +134,16 @@ package final class SnapshotSession {
                 throw PostgresError(code: .unexpectedResult, message: "sensor_readings: unreadable timestamp")
             }
             var value: Int64?
-            if let text = row[2] {
-                do {
-                    value = try DecimalParser.parse(text)
-                } catch {
+            if var text = row[2] {
+                // Parse the UTF-8 bytes in place (no intermediate array per value).
+                let parsed: Int64? = text.withUTF8 { utf8 in
+                    try? DecimalParser.parse(UnsafeRawBufferPointer(utf8), from: 0, to: utf8.count)
+                }
+                guard let parsed else {
                     throw PostgresError(
                         code: .unexpectedResult, message: "sensor_readings: reading_value of \(id) is not a decimal")
                 }
+                value = parsed
             }
             bucket.timestamps.append(time)
             bucket.values.append(value)
