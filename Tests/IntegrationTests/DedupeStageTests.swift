@@ -192,7 +192,10 @@ struct DedupeStageTests {
                     ("f1_z1_light", t + 120, 30_000, .normal), ("f1_z1_light", t + 180, 40_000, .anomaly),
                     ("f1_z1_plug", t, nil, .normal),
                     ("f2_z1_ac1", t - 86_400, 7, .normal),
+                    ("f1_z3_light", t, 5, .normal),
                 ], into: db)
+            // A status the pipeline does not write: never equal to a reading's, so an update.
+            try db.exec("UPDATE sensor_readings SET status = 'maintenance' WHERE sensor_id = 'f1_z3_light'")
             try StageFixture.publishNormalizeRun(
                 work: WorkDir(root: dir.path + "/work"), sources: ["a.csv"],
                 chunks: [
@@ -206,18 +209,19 @@ struct DedupeStageTests {
                             ("f1_z1_plug", t, 3, .normal),  // stored NULL: update
                             ("f1_z1_plug", t + 60, 4, .normal),  // new key: insert
                             ("f1_z2_light", t, 8, .normal),  // new sensor: insert
+                            ("f1_z3_light", t, 5, .normal),  // unknown stored status: update
                         ]),
                     // Floor 2 appends a new day after its sensor's watermark: no lookup.
                     .init(floor: 2, day: "2019-03-04", sourceIndex: 0, rows: [("f2_z1_ac1", t, 9, .normal)]),
                 ])
             let result = try await DedupeStage.run(try options(dir, schema: schema), logger: StageFixture.logger)
             #expect(result.report.inserts == 4)
-            #expect(result.report.updates == 3)
+            #expect(result.report.updates == 4)
             #expect(result.report.skips == 1)
             #expect(result.lookupQueries == 1, "only the floor 1 group overlaps stored rows")
-            #expect(result.report.sensorsWithRows == 3)
+            #expect(result.report.sensorsWithRows == 4)
             let decisions = try StageFixture.decisions(result)
-            #expect(decisions.count == 7)
+            #expect(decisions.count == 8)
             #expect(decisions["f1_z1_light@\(t)"] == nil)
             #expect(decisions["f1_z1_light@\(t + 60)"] == "update 20001/normal was 20000/normal")
             #expect(decisions["f1_z1_light@\(t + 180)"] == "update 40000/normal was 40000/anomaly")
@@ -226,8 +230,9 @@ struct DedupeStageTests {
             #expect(decisions["f1_z1_plug@\(t + 60)"] == "insert 4/normal was -/-")
             #expect(decisions["f1_z2_light@\(t)"] == "insert 8/normal was -/-")
             #expect(decisions["f2_z1_ac1@\(t)"] == "insert 9/normal was -/-")
+            #expect(decisions["f1_z3_light@\(t)"] == "update 5/normal was 5/-")
             let floor1 = try #require(result.manifest.chunks.first { $0.floor == 1 })
-            #expect(floor1.inserts == 3 && floor1.updates == 3 && floor1.skips == 1 && floor1.rows == 6)
+            #expect(floor1.inserts == 3 && floor1.updates == 4 && floor1.skips == 1 && floor1.rows == 7)
         }
     }
 

@@ -110,47 +110,85 @@ package final class SnapshotSession {
 
     /// The stored rows of `sensorIDs` with timestamps in `[from, to]` (Unix seconds), values read exactly from their
     /// text form.
+    ///
+    /// The server returns one row per sensor whose text lists that sensor's rows in time order, one line each:
+    /// `<extract(epoch)::bigint> <reading_value::text or N> <n|a|?>` (`?` for a NULL or unknown status). One string
+    /// per sensor instead of four per reading keeps the client side to a byte-level scan; the range is still read
+    /// through the `(sensor_id, "timestamp")` index.
+    ///
+    /// - Throws: ``PostgresError`` for database failures or unreadable text.
     package func existing(sensorIDs: [String], from: Int64, to: Int64) throws -> ExistingRows {
         lookupQueries += 1
         let result = try db.exec(
             """
-            SELECT sensor_id, extract(epoch FROM "timestamp")::bigint, reading_value::text, status
+            SELECT sensor_id,
+                   string_agg(extract(epoch FROM "timestamp")::bigint::text || ' ' || coalesce(reading_value::text, 'N')
+                              || ' ' || CASE status WHEN 'normal' THEN 'n' WHEN 'anomaly' THEN 'a' ELSE '?' END,
+                              E'\\n' ORDER BY "timestamp")
             FROM sensor_readings
             WHERE sensor_id = ANY($1::text[]) AND "timestamp" >= to_timestamp($2) AND "timestamp" <= to_timestamp($3)
-            ORDER BY sensor_id, "timestamp"
+            GROUP BY sensor_id
             """,
             parameters: [Self.textArray(sensorIDs), String(from), String(to)])
         var rows = ExistingRows()
-        var current = ""
-        var bucket = ExistingRows.SensorRows()
         for row in result.rows {
-            let id = row[0] ?? ""
-            if id != current {
-                if !bucket.timestamps.isEmpty { rows.bySensor[current] = bucket }
-                current = id
-                bucket = ExistingRows.SensorRows()
+            guard let id = row[0], var text = row[1] else { continue }
+            let parsed = text.withUTF8 { Self.parseLines(UnsafeRawBufferPointer($0)) }
+            guard let parsed else {
+                throw PostgresError(code: .unexpectedResult, message: "sensor_readings: unreadable rows of \(id)")
             }
-            guard let time = row[1].flatMap({ Int64($0) }) else {
-                throw PostgresError(code: .unexpectedResult, message: "sensor_readings: unreadable timestamp")
-            }
-            var value: Int64?
-            if var text = row[2] {
-                // Parse the UTF-8 bytes in place (no intermediate array per value).
-                let parsed: Int64? = text.withUTF8 { utf8 in
-                    try? DecimalParser.parse(UnsafeRawBufferPointer(utf8), from: 0, to: utf8.count)
-                }
-                guard let parsed else {
-                    throw PostgresError(
-                        code: .unexpectedResult, message: "sensor_readings: reading_value of \(id) is not a decimal")
-                }
-                value = parsed
-            }
-            bucket.timestamps.append(time)
-            bucket.values.append(value)
-            bucket.statuses.append(row[3].flatMap { ReadingStatus(label: $0) })
+            rows.bySensor[id] = parsed
         }
-        if !bucket.timestamps.isEmpty { rows.bySensor[current] = bucket }
         return rows
+    }
+
+    /// Parses the lines of ``existing(sensorIDs:from:to:)``; `nil` when malformed.
+    static func parseLines(_ raw: UnsafeRawBufferPointer) -> ExistingRows.SensorRows? {
+        var out = ExistingRows.SensorRows()
+        let n = raw.count
+        var i = 0
+        let space = UInt8(ascii: " ")
+        while i < n {
+            var negative = false
+            if raw[i] == UInt8(ascii: "-") {
+                negative = true
+                i += 1
+            }
+            var time: Int64 = 0
+            var digits = 0
+            while i < n, raw[i] &- UInt8(ascii: "0") < 10, digits < 19 {
+                time = time &* 10 &+ Int64(raw[i] &- UInt8(ascii: "0"))
+                i += 1
+                digits += 1
+            }
+            guard digits > 0, i < n, raw[i] == space else { return nil }
+            i += 1
+            let start = i
+            while i < n, raw[i] != space { i += 1 }
+            guard i < n, i > start else { return nil }
+            var value: Int64?
+            if !(i == start + 1 && raw[start] == UInt8(ascii: "N")) {
+                guard let v = try? DecimalParser.parse(raw, from: start, to: i) else { return nil }
+                value = v
+            }
+            i += 1
+            guard i < n else { return nil }
+            let status: ReadingStatus? =
+                switch raw[i] {
+                case UInt8(ascii: "n"): .normal
+                case UInt8(ascii: "a"): .anomaly
+                default: nil
+                }
+            i += 1
+            if i < n {
+                guard raw[i] == UInt8(ascii: "\n") else { return nil }
+                i += 1
+            }
+            out.timestamps.append(negative ? -time : time)
+            out.values.append(value)
+            out.statuses.append(status)
+        }
+        return out
     }
 
     /// A PostgreSQL array literal of text elements, every element double-quoted and escaped.
