@@ -24,6 +24,8 @@ prof=$(find .build -name default.profdata -path '*codecov*' | head -1)
 bin=$(find .build/debug/ -maxdepth 1 -name 'bemsPackageTests.xctest' | head -1)
 if [ -n "$prof" ] && [ -n "$bin" ]; then
   echo "== line coverage: Sources/BEMSCore =="
-  llvm-cov report "$bin" -instr-profile="$prof" -ignore-filename-regex='(\.build|Tests|Sources/bems|Sources/BEMSCommandSupport)' \
+  cov="$(dirname "$(readlink -f "$(command -v swift)")")/llvm-cov"  # the toolchain's own, matching its profile format
+  [ -x "$cov" ] || cov=llvm-cov
+  "$cov" report "$bin" -instr-profile="$prof" -ignore-filename-regex='(\.build|Tests|Sources/bems|Sources/BEMSCommandSupport)' \
     "$root/Sources/BEMSCore" | tail -n 40
 fi

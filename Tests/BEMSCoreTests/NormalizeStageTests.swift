@@ -53,7 +53,7 @@ enum IndependentCSV {
 }
 
 @Suite struct NormalizeStageTests {
-    let logger = Logger(label: "test")
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     func validate(_ config: PipelineConfig) async throws -> ValidateStage.Result {
         try await ValidateStage.run(.init(config: config, env: "dev"), logger: logger)

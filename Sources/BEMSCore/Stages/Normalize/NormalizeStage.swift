@@ -53,6 +53,8 @@ package enum NormalizeStage {
         let perFile = try await parallelMap(count: inputs.count) { index in
             try normalizeFile(inputs[index], index: index, config: config, runID: runID, runDirectory: runDir)
         }
+        // One flush for all chunk files before the manifest that names them is published.
+        AtomicFile.syncFileSystem(containing: runDir + "/chunks")
         var chunks = perFile.flatMap(\.chunks)
         chunks.sort { ($0.floor, $0.day, $0.file) < ($1.floor, $1.day, $1.file) }
         var totals: [String: Int] = ["files": inputs.count, "chunks": chunks.count]
@@ -107,6 +109,25 @@ package enum NormalizeStage {
         var anomalies: Int
     }
 
+    /// Appends a row's readings to a chunk; returns how many are anomalies. A separate function so the row loop
+    /// holds one exclusive access to the chunk instead of one per reading (measured in the normalize profile).
+    static func appendReadings(of row: borrowing ParsedRow, to builder: inout ChunkData) -> Int {
+        var anomalies = 0
+        let time = row.utcTime
+        for column in 0..<row.kinds.count {
+            switch row.kinds[column] {
+            case .normal:
+                builder.append(sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .normal)
+            case .anomaly:
+                anomalies += 1
+                builder.append(sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .anomaly)
+            case .missing, .rejected:
+                continue
+            }
+        }
+        return anomalies
+    }
+
     /// Normalizes one file into chunk files, streaming: one chunk in memory at a time.
     static func normalizeFile(
         _ input: HashedInput, index: Int, config: PipelineConfig, runID: String, runDirectory: String
@@ -129,7 +150,7 @@ package enum NormalizeStage {
                 "stage": "normalize", "run": runID,
             ]
             let bytes = try ChunkWriter.encode(builder, level: Int32(config.chunk.zstdLevel))
-            try ChunkFile.write(bytes, to: runDirectory + "/" + name)
+            try ChunkFile.write(bytes, to: runDirectory + "/" + name, durable: false)
             chunks.append(ChunkRecord(
                 file: name, sha256: Digest.sha256Hex(bytes), bytes: bytes.count, rows: builder.count,
                 minTimestamp: builder.timestamps.min()!, maxTimestamp: builder.timestamps.max()!,
@@ -155,18 +176,7 @@ package enum NormalizeStage {
                     builderKey = key
                     builderDay = day
                 }
-                let time = row.utcTime
-                for column in 0..<row.kinds.count {
-                    switch row.kinds[column] {
-                    case .normal:
-                        builder.append(sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .normal)
-                    case .anomaly:
-                        anomalies += 1
-                        builder.append(sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .anomaly)
-                    case .missing, .rejected:
-                        continue
-                    }
-                }
+                anomalies += appendReadings(of: row, to: &builder)
             }
             try flush()
         } catch let failure as HeaderFailure {
