@@ -194,6 +194,8 @@ package enum DedupeStage {
             },
             chunks: outcomes.compactMap(\.record), passed: true, totals: report.totals,
             seconds: report.seconds)
+        // Chunks were written without an fsync each; one sync makes them durable before the manifest points at them.
+        AtomicFile.syncFileSystem(containing: runDir + "/chunks")
         try work.publish(manifest)
         logger.notice(
             "dedupe finished",
@@ -350,7 +352,7 @@ package enum DedupeStage {
             var text = ""
             for conflict in merged.conflicts { text += conflict.jsonLine + "\n" }
             try AtomicFile.write(
-                Array(text.utf8), to: conflictPartPath(group.index, runDirectory: context.runDirectory))
+                Array(text.utf8), to: conflictPartPath(group.index, runDirectory: context.runDirectory), durable: false)
         }
         let sources = Array(Set(group.members.map(\.record.source))).sorted()
         let metadata = [
@@ -365,7 +367,7 @@ package enum DedupeStage {
             let bytes: [UInt8]
             do {
                 bytes = try ChunkWriter.encode(classified.data, level: context.zstdLevel)
-                try ChunkFile.write(bytes, to: context.runDirectory + "/" + file)
+                try ChunkFile.write(bytes, to: context.runDirectory + "/" + file, durable: false)
             } catch {
                 throw PipelineError.io("\(file): \(error)")
             }
