@@ -11,8 +11,14 @@ SAMPLE_DIR ?= data/sample
 SAMPLE_ARGS ?= --days 7 --start 2019-03-04 --floors 1,2,3,4,5,6,7 --seed 42
 SAMPLE_STAMP := $(SAMPLE_DIR)/.generated
 STAGE_FLAGS ?= --env $(ENV) --work-dir $(WORK)
+# dev without a configured database uses the embedded PostgreSQL in $(WORK)/pg; staging and prod never do.
+ifeq ($(ENV),dev)
+DB_ENV = BEMS_DEV_DATABASE_URL="$$(bash stages/local-db.sh $(WORK))"
+else
+DB_ENV =
+endif
 
-.PHONY: all deps build demo test coverage bench clean clean-work sample
+.PHONY: all deps build demo test coverage bench clean clean-work sample stop-db
 all: build
 
 deps:
@@ -26,11 +32,14 @@ $(SAMPLE_STAMP): | build
 	$(BIN)/bems sample --out $(SAMPLE_DIR) $(SAMPLE_ARGS)
 	@touch $@
 
-include stages/validate.mk stages/normalize.mk stages/ops.mk
+include stages/validate.mk stages/normalize.mk stages/dedupe.mk stages/load.mk stages/refresh.mk stages/ops.mk
 
-demo: normalize
+demo: refresh
 	@echo "== status =="
-	@$(BIN)/bems status $(STAGE_FLAGS)
+	@$(DB_ENV) $(BIN)/bems status $(STAGE_FLAGS)
+
+stop-db:
+	@bash stages/pg-embedded.sh stop $(WORK)/pg
 
 test: deps
 	@bash stages/test.sh
@@ -39,6 +48,7 @@ bench: deps
 	@bash Benchmarks/run.sh
 
 clean-work:
+	-@bash stages/pg-embedded.sh stop $(WORK)/pg >/dev/null 2>&1
 	rm -rf $(WORK)
 
 clean: clean-work

@@ -56,6 +56,49 @@ print(f"chunks  {nbytes} bytes = {nbytes/nread:.3f} bytes/reading")
 print(f"parquet {pa['parquet_bytes']} bytes = {pa['parquet_bytes_per_reading']:.3f} bytes/reading (zstd 3, pyarrow)")
 print(f"chunk / parquet size ratio: {nbytes/pa['parquet_bytes']:.3f}")
 PY
+# ---- Database stages against PostgreSQL's own bulk path, same readings, same machine, same run ----
+if [ "${BENCH_DB:-1}" = "1" ]; then
+  pg="$out/pg"
+  stages/pg-embedded.sh start "$pg" 54339 >&2
+  trap 'stages/pg-embedded.sh stop "$pg" >/dev/null 2>&1 || true' EXIT
+  url=$(stages/pg-embedded.sh url "$pg")
+  psql_() { psql "$url" -v ON_ERROR_STOP=1 -qAt "$@"; }
+  psql_ -c "CREATE DATABASE bench_bems" -c "CREATE DATABASE bench_copy"
+  bems_url="${url/\/postgres\?//bench_bems?}"
+  copy_url="${url/\/postgres\?//bench_copy?}"
+  export BEMS_DEV_DATABASE_URL="$bems_url"
+  d=$(measure dedupe "$bin/bems-dedupe" --work-dir "$work")
+  l=$(measure load "$bin/bems-load" --work-dir "$work")
+  r=$(measure refresh "$bin/bems-refresh" --work-dir "$work")
+
+  # Baseline: the same schema (bems setup), then server-side COPY of one long CSV, then the same refresh.
+  cat "$out"/long/*.csv | awk 'NR==1 || !/^timestamp,/' > "$out/long/all.csv.tmp"
+  mv "$out/long/all.csv.tmp" "$pg/all.csv" && chown postgres "$pg/all.csv" 2>/dev/null || true
+  BEMS_DEV_DATABASE_URL="$copy_url" "$bin/bems" setup --work-dir "$out/work-copy" >/dev/null 2>&1
+  start=$(date +%s.%N)
+  psql "$copy_url" -v ON_ERROR_STOP=1 -qAt \
+    -c "COPY sensor_readings (timestamp, sensor_id, floor_number, equipment_type, reading_value, unit, status) FROM '$pg/all.csv' WITH (FORMAT csv, HEADER true)"
+  mid=$(date +%s.%N)
+  psql "$copy_url" -v ON_ERROR_STOP=1 -qAt -c "REFRESH MATERIALIZED VIEW daily_aggregates" -c "ANALYZE sensor_readings" -c "ANALYZE daily_aggregates"
+  end=$(date +%s.%N)
+  python3 - "$nread" "$d" "$l" "$r" "$start" "$mid" "$end" "$v" "$n" <<'PY'
+import sys
+nread = int(sys.argv[1])
+stage = {x.split()[0]: float(x.split()[1]) for x in sys.argv[2:5] + sys.argv[8:10]}
+rss = {x.split()[0]: int(x.split()[2]) for x in sys.argv[2:5] + sys.argv[8:10]}
+copy_s = float(sys.argv[6]) - float(sys.argv[5])
+refresh_s = float(sys.argv[7]) - float(sys.argv[6])
+base = copy_s + refresh_s
+total = sum(stage.values())
+for k in ["dedupe", "load", "refresh"]:
+    print(f"{k:10s} {stage[k]:6.2f} s  {nread/stage[k]/1e6:6.2f} M readings/s  peak RSS {rss[k]/1024:6.1f} MB")
+print(f"baseline: server-side COPY {copy_s:.2f} s + refresh/analyze {refresh_s:.2f} s = {base:.2f} s")
+print(f"pipeline validate..refresh {total:.2f} s = {total/base:.2f}x the COPY path (target <= 1.2x)")
+print(f"load stage alone {stage['load']:.2f} s = {stage['load']/copy_s:.2f}x the COPY step (target < 1.0x)")
+PY
+  psql "$bems_url" -qAt -c "SELECT pg_size_pretty(pg_total_relation_size('sensor_readings'))" 2>/dev/null | sed 's/^/sensor_readings size: /' || true
+fi
+
 if [ "${BENCH_MICRO:-1}" = "1" ]; then
   (cd Benchmarks && swift package benchmark --no-progress 2>&1 | tail -n 60)
 fi

@@ -1,13 +1,19 @@
 # Operator targets around the stages.
-.PHONY: status rollback archive
+.PHONY: status setup verify rollback archive
 
 status: build
-	$(BIN)/bems status $(STAGE_FLAGS)
+	$(DB_ENV) $(BIN)/bems status $(STAGE_FLAGS)
 
-# make rollback STAGE=normalize   (returns the stage to its previous run)
+setup: build
+	$(DB_ENV) $(BIN)/bems setup $(STAGE_FLAGS)
+
+verify: build
+	$(DB_ENV) $(BIN)/bems verify $(STAGE_FLAGS)
+
+# make rollback STAGE=normalize [RUN=id]   (file stages return to their previous run; load reverts a committed run)
 rollback: build
-	@test -n "$(STAGE)" || { echo "usage: make rollback STAGE=validate|normalize" >&2; exit 64; }
-	$(BIN)/bems rollback $(STAGE) $(STAGE_FLAGS)
+	@test -n "$(STAGE)" || { echo "usage: make rollback STAGE=validate|normalize|dedupe|load [RUN=id]" >&2; exit 64; }
+	$(DB_ENV) $(BIN)/bems rollback $(STAGE) $(RUN) $(STAGE_FLAGS)
 
 # make archive: pack the current normalize run (manifest + chunks) into archive/normalize-<run>.tar.
 # Chunks are already zstd-compressed and self-verifying; tar adds no compression.

@@ -1,0 +1,5 @@
+# load: checksum-verified dedupe chunks -> sensor_readings by binary COPY, one transaction per chunk with its
+# ledger row; verify runs at the end.
+.PHONY: load
+load: dedupe
+	$(DB_ENV) $(BIN)/bems-load $(STAGE_FLAGS)
