@@ -10,6 +10,21 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    /// The headline counts of a stage, e.g. `readings 801094` or `inserted 801094 updated 0 verify passed`.
+    static func figures(_ s: StageStatus) -> String {
+        let keys: [String]
+        switch s.stage {
+        case .validate: keys = ["rows", "readings", "rejectedRecords"]
+        case .normalize: keys = ["readings", "bytes"]
+        case .dedupe: keys = ["inserts", "updates", "skips", "conflicts"]
+        case .load: keys = ["inserted", "updated", "chunksLoaded"]
+        case .refresh: keys = ["milliseconds"]
+        }
+        var parts = keys.compactMap { key in s.totals?[key].map { "\(key) \($0)" } }
+        if let verify = s.verify { parts.append("verify \(verify)") }
+        return parts.joined(separator: " ")
+    }
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -25,11 +40,10 @@ struct StatusCommand: AsyncParsableCommand {
             }
             print("work dir: \(config.workDir)   env: \(common.env)")
             print(Table.render(
-                header: ["stage", "state", "run", "created", "chunks", "rows", "readings", "runs", "rolled back", "note"],
+                header: ["stage", "state", "run", "created", "chunks", "figures", "runs", "rolled back", "note"],
                 rows: stages.map { s in
                     [s.stage.rawValue, s.state, s.runID ?? "-", s.createdAt ?? "-", s.chunks.map(String.init) ?? "-",
-                     s.totals?["rows"].map(String.init) ?? "-", s.totals?["readings"].map(String.init) ?? "-",
-                     "\(s.runs)", "\(s.rolledBack)", s.reason ?? ""]
+                     Self.figures(s), "\(s.runs)", "\(s.rolledBack)", s.reason ?? ""]
                 }))
             return .ok
         }

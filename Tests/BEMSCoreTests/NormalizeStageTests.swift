@@ -199,13 +199,13 @@ enum IndependentCSV {
         let dir = TemporaryDirectory()
         let path = dir.write("in/2019Floor1.csv", CSV.file(floor: 1, minutes: 10) { _, _ in "1" })
         let config = PipelineConfig.testing(dir)
-        #expect(PipelineStatus.stages(config: config).map(\.state) == ["never-run", "never-run"])
+        #expect(PipelineStatus.stages(config: config).map(\.state) == ["never-run", "never-run", "never-run", "never-run", "never-run"])
         _ = try await validate(config)
         _ = try await normalize(config)
-        #expect(PipelineStatus.stages(config: config).map(\.state) == ["up-to-date", "up-to-date"])
+        #expect(PipelineStatus.stages(config: config).map(\.state).prefix(2) == ["up-to-date", "up-to-date"])
         try Data(CSV.file(floor: 1, minutes: 12) { _, _ in "1" }.utf8).write(to: URL(fileURLWithPath: path))
         let stale = PipelineStatus.stages(config: config)
-        #expect(stale.map(\.state) == ["stale", "stale"])
+        #expect(stale.map(\.state).prefix(2) == ["stale", "stale"])
         #expect(stale[0].reason?.contains("changed") == true)
     }
 }

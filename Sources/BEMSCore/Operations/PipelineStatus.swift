@@ -16,17 +16,20 @@ package struct StageStatus: Codable, Equatable, Sendable {
     /// Runs kept in the work dir, and how many were rolled back.
     package var runs: Int
     package var rolledBack: Int
+    /// The load stage's last verify result (`passed`, `FAILED`), from `verify.json` in its run folder.
+    package var verify: String?
 }
 
 /// Computes stage states from the work dir and the current inputs and settings.
 package enum PipelineStatus {
-    /// Status of the parsing stages (validate, normalize); later stages add theirs.
+    /// Status of every stage. The file stages (validate, normalize) are compared with the current inputs and
+    /// settings; the database stages with the run their upstream stage has now.
     package static func stages(config: PipelineConfig, inputs: [String] = []) -> [StageStatus] {
         let work = WorkDir(root: config.workDir)
         let hashed = try? HashedInput.resolve(arguments: inputs, config: config, workDir: work)
         var result: [StageStatus] = []
         var upstreamFresh = true
-        for stage in [Stage.validate, .normalize] {
+        for stage in Stage.allCases {
             var status = StageStatus(
                 stage: stage, state: "never-run", runs: work.runIDs(stage).count,
                 rolledBack: work.rolledBackRunIDs(stage).count)
@@ -39,22 +42,38 @@ package enum PipelineStatus {
             status.createdAt = manifest.createdAt
             status.totals = manifest.totals
             status.passed = manifest.passed
-            status.chunks = stage == .validate ? nil : manifest.chunks.count
-            let expected: String?
+            status.chunks = stage == .validate || stage == .refresh ? nil : manifest.chunks.count
+            if stage == .load {
+                status.verify = verifyResult(work.runDirectory(.load, manifest.runID) + "/verify.json")
+            }
+            var changed: String?
             switch stage {
             case .validate:
-                expected = hashed.map { ValidateStage.makeFingerprint($0.map { ($0.file, $0.sha256) }, config: config) }
-            default:
-                expected = hashed.map {
-                    Fingerprint.make(.normalize, [config.parsingFingerprint, config.chunkingFingerprint] + $0.map(\.fingerprintLine))
+                if let hashed, ValidateStage.makeFingerprint(hashed.map { ($0.file, $0.sha256) }, config: config)
+                    != manifest.fingerprint
+                {
+                    changed = "inputs or settings changed since this run"
+                }
+            case .normalize:
+                if let hashed,
+                    Fingerprint.make(
+                        .normalize, [config.parsingFingerprint, config.chunkingFingerprint] + hashed.map(\.fingerprintLine))
+                        != manifest.fingerprint
+                {
+                    changed = "inputs or settings changed since this run"
+                }
+            case .dedupe, .load, .refresh:
+                let upstream = stage.upstream.flatMap { work.currentRunID($0) }
+                if manifest.upstreamRunID != upstream {
+                    changed = "\(stage.upstream!.rawValue) has a newer run (\(upstream ?? "none"))"
                 }
             }
-            if expected == nil {
+            if hashed == nil, stage == .validate || stage == .normalize {
                 status.state = "stale"
                 status.reason = "inputs not readable"
-            } else if expected != manifest.fingerprint {
+            } else if let changed {
                 status.state = "stale"
-                status.reason = "inputs or settings changed since this run"
+                status.reason = changed
             } else if !upstreamFresh {
                 status.state = "stale"
                 status.reason = "an upstream stage is stale"
@@ -67,5 +86,14 @@ package enum PipelineStatus {
             result.append(status)
         }
         return result
+    }
+
+    /// `passed` or `FAILED` from a verify report, without depending on its full shape.
+    static func verifyResult(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let passed = object["passed"] as? Bool
+        else { return nil }
+        return passed ? "passed" : "FAILED"
     }
 }
