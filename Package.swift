@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "bems", targets: ["bems"]),
         .executable(name: "bems-validate", targets: ["bems-validate"]),
         .executable(name: "bems-normalize", targets: ["bems-normalize"]),
+        .executable(name: "bems-load", targets: ["bems-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,6 +44,7 @@ let package = Package(
         .executableTarget(name: "bems", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
         .executableTarget(name: "bems-validate", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
         .executableTarget(name: "bems-normalize", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+        .executableTarget(name: "bems-load", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
 
         .testTarget(
             name: "BEMSCoreTests",
