@@ -50,9 +50,17 @@ package struct LoadLedger: Sendable {
 
     /// Takes the session-level advisory lock that keeps two loads (or a load and a rollback) apart.
     ///
-    /// - Throws: ``PipelineError`` 73 when another session holds it.
-    package func lock(on db: PGConnection) throws {
-        let got = try db.exec("SELECT pg_try_advisory_lock(hashtext($1))", parameters: [lockKey]).scalar()
+    /// Waits up to `wait` seconds: right after a loader was killed, its backend may need a moment to notice the
+    /// closed connection and release the lock.
+    ///
+    /// - Throws: ``PipelineError`` 73 when another session still holds it.
+    package func lock(on db: PGConnection, wait: Double = 5) throws {
+        let deadline = Date().addingTimeInterval(wait)
+        var got = try db.exec("SELECT pg_try_advisory_lock(hashtext($1))", parameters: [lockKey]).scalar()
+        while got != "t", Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            got = try db.exec("SELECT pg_try_advisory_lock(hashtext($1))", parameters: [lockKey]).scalar()
+        }
         guard got == "t" else {
             throw PipelineError(
                 .cantCreate, "another bems load or load rollback is running on this database (advisory lock held)")
