@@ -26,6 +26,9 @@ struct LoadRollbackTests {
             #expect(r.deleted == load2.inserted)
             #expect(r.restored == load2.updated)
             #expect(try f.checksum() == afterFirst)
+            // The work directory points at the first load again, which still verifies.
+            #expect(f.work.currentRunID(.load) == first.manifest?.runID)
+            #expect(try f.verify().passed)
 
             // Now the first run can go too: back to an empty table.
             _ = try f.rollback()

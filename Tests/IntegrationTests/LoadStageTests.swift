@@ -103,4 +103,15 @@ struct LoadStageTests {
             #expect(error?.message.contains("rerun bems-dedupe") == true)
         }
     }
+
+    @Test func setupReportsCreatedThenExisting() async throws {
+        try await withLoadFixture { f in
+            let first = try DatabaseSetup.run(on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
+            #expect(first.objects.allSatisfy { $0.created })
+            #expect(first.objects.contains { $0.name == "\(f.schema).sensor_day_stats" })
+            let second = try DatabaseSetup.run(on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
+            #expect(second.objects.allSatisfy { !$0.created })
+            #expect(second.lines.first == "exists  sensor_readings")
+        }
+    }
 }

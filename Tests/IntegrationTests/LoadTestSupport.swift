@@ -85,7 +85,8 @@ final class LoadFixture {
         let kinds = ["z1_ac1", "z1_light", "z1_plug", "z2_ac2", "z1_s1_temp", "z1_s1_rh", "z1_s1_lux", "z2_ac3"]
         var out: [Reading] = []
         for f in floors {
-            for k in kinds.prefix(sensorsPerFloor) {
+            let names = (0..<sensorsPerFloor).map { $0 < kinds.count ? kinds[$0] : "z\($0 % 5 + 1)_ac\($0)" }
+            for k in names {
                 let sensor = "f\(f)_\(k)"
                 for m in 0..<minutes {
                     let ts = start + Int64(m) * 60

@@ -8,7 +8,8 @@ import Logging
 /// - Applies the inverse deltas to `sensor_day_stats`.
 /// - Marks its chunks and the run `rolled_back` (by a new `runs` row of stage `load-rollback`).
 ///
-/// Refused when a later committed run touched a key this run inserted or updated: roll that run back first.
+/// Refused when a later committed run touched a key this run inserted or updated: roll that run back first. When the
+/// work directory's current load run is the one rolled back, its `CURRENT` pointer goes back as well.
 package enum LoadRollback {
     package struct Options: Sendable {
         package var config: PipelineConfig
@@ -167,6 +168,13 @@ package enum LoadRollback {
                 parameters: p)
             try ledger.finishRun(rollbackRun, status: "succeeded", on: db)
             return Result(ledgerRunID: runID, chunks: Int(chunks), deleted: deleted, restored: restored)
+        }
+        // The work directory's current load run, when it is this one, goes back too (so verify and status agree).
+        let work = WorkDir(root: options.config.workDir)
+        if let current = try? work.currentManifest(.load), current.totals["ledgerRunID"] == Int(runID) {
+            let lock = try WorkDirLock(directory: work.root)
+            defer { withExtendedLifetime(lock) {} }
+            _ = try work.rollback(.load)
         }
         logger.notice(
             "load run rolled back",
