@@ -24,6 +24,11 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-verify"), help: "Do not run verify after loading.")
     var skipVerify = false
 
+    @Flag(
+        name: .customLong("drop-indexes-on-first-load"),
+        help: "When sensor_readings is empty, drop the BRIN and floor indexes during the load and rebuild them after.")
+    var dropIndexesOnFirstLoad = false
+
     func run() async throws {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "load")
@@ -31,6 +36,7 @@ struct LoadCommand: AsyncParsableCommand {
             var options = LoadStage.Options(config: config, env: common.env, database: target)
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify
+            options.dropIndexesOnFirstLoad = dropIndexesOnFirstLoad
             let result = try await LoadStage.run(options, logger: logger)
             if result.upToDate {
                 print("load is up to date (run \(result.manifest?.runID ?? "?"), ledger run \(result.ledgerRunID.map(String.init) ?? "?"))")

@@ -50,6 +50,8 @@ struct ChunkLoader {
     struct Outcome {
         var inserted = 0
         var updated = 0
+        /// Seconds spent per step: `copy`, `ids`, `updates`, `stats`, `commit`.
+        var steps: [String: Double] = [:]
     }
 
     /// Loads a decoded chunk.
@@ -81,7 +83,14 @@ struct ChunkLoader {
         let tz = try db.quoteLiteral(ledger.timeZone)
         let changed = "the database changed since bems-dedupe ran"
 
-        return try db.transaction { () throws -> Outcome in
+        var steps: [String: Double] = [:]
+        var mark = Date()
+        func lap(_ step: String) {
+            let now = Date()
+            steps[step, default: 0] += now.timeIntervalSince(mark)
+            mark = now
+        }
+        var outcome = try db.transaction { () throws -> Outcome in
             // 1. Inserts.
             var insertedIDs = "{}"
             if insertCount > 0 {
@@ -111,6 +120,7 @@ struct ChunkLoader {
                         "chunk \(name): a reading to insert already exists (unique violation 23505): \(changed); "
                             + "rerun bems-dedupe, then bems-load")
                 }
+                lap("copy")
                 // 2. Ids of the rows this transaction inserted.
                 let sensors = sensorsWithInserts.sorted().map { data.sensorIDs[Int($0)] }
                 let r = try db.exec(
@@ -129,6 +139,7 @@ struct ChunkLoader {
                             + "\(Schema.readingsTable)?)")
                 }
                 insertedIDs = r.string(row: 0, col: 1) ?? "{}"
+                lap("ids")
             }
 
             // 3. Ledger row.
@@ -143,6 +154,8 @@ struct ChunkLoader {
                     n > 0 ? String(data.timestamps.min()!) : nil, n > 0 ? String(data.timestamps.max()!) : nil,
                     insertedIDs,
                 ])
+
+            lap("ledger")
 
             // 4. Updates.
             if updateCount > 0 {
@@ -194,12 +207,17 @@ struct ChunkLoader {
                     SELECT $1, $2, sensor_id, "timestamp", previous_value, previous_status FROM \(Self.stagingTable)
                     """,
                     parameters: [String(runID), name])
+                lap("updates")
             }
 
             // 5. Expected per-sensor-day statistics.
             try applyStats(data, tz: tz, q: q)
+            lap("stats")
             return Outcome(inserted: insertCount, updated: updateCount)
         }
+        lap("commit")
+        outcome.steps = steps
+        return outcome
     }
 
     /// Adds the chunk's count and value-sum deltas to `sensor_day_stats`, creating missing sensor-days from the table.

@@ -20,6 +20,9 @@ package enum LoadStage {
         package var ledgerSchema = Schema.defaultLedgerSchema
         /// Skip the automatic verify at the end.
         package var skipVerify = false
+        /// When `sensor_readings` is empty, drop its secondary indexes (BRIN, floor) for the load and rebuild them
+        /// after (``Schema/setup(on:)`` recreates them on the next run if this one is killed).
+        package var dropIndexesOnFirstLoad = false
 
         package init(config: PipelineConfig, env: String, database: DatabaseTarget) {
             self.config = config
@@ -100,6 +103,15 @@ package enum LoadStage {
                 "chunks.pending": "\(pending.count)",
             ])
 
+        let schema = Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
+        var droppedIndexes = false
+        if options.dropIndexesOnFirstLoad, pending.count > 1,
+            try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t"
+        {
+            try db.exec("DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
+            droppedIndexes = true
+            logger.info("first load: secondary indexes dropped, rebuilt after the last chunk")
+        }
         var loader = try ChunkLoader(db: db, ledger: ledger, runID: ledgerRunID, logger: logger)
         var inserted = 0
         var updated = 0
@@ -128,10 +140,17 @@ package enum LoadStage {
                     metadata: [
                         "chunk": "\(chunk.file)", "rows.inserted": "\(outcome.inserted)",
                         "rows.updated": "\(outcome.updated)", "seconds": "\(String(format: "%.3f", seconds))",
+                        "seconds.steps": "\(outcome.steps.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))",
                     ])
+            }
+            if droppedIndexes {
+                let t0 = Date()
+                try schema.setup(on: db)
+                logger.info("secondary indexes rebuilt", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
             }
             try ledger.finishRun(ledgerRunID, status: "succeeded", on: db)
         } catch {
+            if droppedIndexes { try? schema.setup(on: db) }
             try? ledger.finishRun(ledgerRunID, status: "failed", on: db)
             throw error
         }

@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reads and atomically writes chunk files.
+package enum ChunkFile {
+    /// The default cap on the size of a chunk file read into memory: 2 GiB.
+    package static let defaultMaxSize = 1 << 31
+
+    /// Writes `bytes` to `path` atomically: readers see either the old file or the complete new one.
+    ///
+    /// The bytes go to a new temporary file in the same directory (`.<name>.tmp-<pid>-<random>`), which is
+    /// `fsync`ed, renamed over `path`, and then the directory is `fsync`ed so the rename survives a crash. On
+    /// failure the temporary file is removed and `path` is left untouched.
+    ///
+    /// - Parameters:
+    ///   - bytes: The complete file content.
+    ///   - path: The destination; its directory must exist.
+    /// - Throws: ``ChunkError`` with code ``ChunkError/Code/io`` naming the failing call and `strerror`.
+    package static func write(_ bytes: [UInt8], to path: String) throws(ChunkError) {
+        let (directory, name) = split(path)
+        let temporary = "\(directory)/.\(name).tmp-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ioError("open", temporary) }
+        var failure: ChunkError?
+        let written = bytes.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let result = systemWrite(fd, buffer.baseAddress! + offset, min(buffer.count - offset, 1 << 30))
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += result
+            }
+            return true
+        }
+        if !written {
+            failure = ioError("write", temporary)
+        } else if fsync(fd) != 0 {
+            failure = ioError("fsync", temporary)
+        }
+        if close(fd) != 0, failure == nil {
+            failure = ioError("close", temporary)
+        }
+        if failure == nil, rename(temporary, path) != 0 {
+            failure = ioError("rename to \(path)", temporary)
+        }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+        // Make the rename itself durable.
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            defer { close(directoryFD) }
+            if fsync(directoryFD) != 0 { throw ioError("fsync", directory) }
+        }
+    }
+
+    /// Reads a whole chunk file.
+    ///
+    /// - Parameters:
+    ///   - path: The file to read.
+    ///   - maxSize: Files larger than this are refused before any allocation.
+    /// - Returns: The file's bytes.
+    /// - Throws: ``ChunkError`` with ``ChunkError/Code/fileNotFound`` or ``ChunkError/Code/io``.
+    package static func read(_ path: String, maxSize: Int = ChunkFile.defaultMaxSize) throws(ChunkError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw ChunkError(.fileNotFound, "\(path): no such file") }
+            throw ioError("open", path)
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw ioError("fstat", path) }
+        let size = Int(info.st_size)
+        guard size >= 0, size <= maxSize else {
+            throw ChunkError(.io, "\(path): \(size) bytes exceeds the limit of \(maxSize)")
+        }
+        var readError: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, initialized in
+            var offset = 0
+            while offset < size {
+                let result = systemRead(fd, buffer.baseAddress! + offset, size - offset)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    readError = errno
+                    break
+                }
+                if result == 0 { break }
+                offset += result
+            }
+            initialized = offset
+        }
+        if readError != 0 {
+            throw ChunkError(.io, "read \(path): \(String(cString: strerror(readError)))")
+        }
+        guard bytes.count == size else {
+            throw ChunkError(.io, "\(path): read \(bytes.count) of \(size) bytes (file changed while reading)")
+        }
+        return bytes
+    }
+
+    /// Splits a path into its directory (`.` when there is none) and its last component.
+    private static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let directory = String(path[..<slash])
+        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    }
+
+    private static func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+        #if canImport(Glibc)
+            Glibc.write(fd, buffer, count)
+        #elseif canImport(Musl)
+            Musl.write(fd, buffer, count)
+        #else
+            Darwin.write(fd, buffer, count)
+        #endif
+    }
+
+    private static func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        #if canImport(Glibc)
+            Glibc.read(fd, buffer, count)
+        #elseif canImport(Musl)
+            Musl.read(fd, buffer, count)
+        #else
+            Darwin.read(fd, buffer, count)
+        #endif
+    }
+
+    private static func ioError(_ call: String, _ path: String) -> ChunkError {
+        let code = errno
+        return ChunkError(.io, "\(call) \(path): \(String(cString: strerror(code)))")
+    }
+}
