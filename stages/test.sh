@@ -9,7 +9,7 @@ if [ -z "${BEMS_TEST_DATABASE_URL:-}" ] && [ -x stages/pg-embedded.sh ]; then
   pgdir=$(mktemp -d /tmp/bems-test-pg.XXXXXX)
   trap 'stages/pg-embedded.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
   stages/pg-embedded.sh start "$pgdir" 54329 >&2
-  export BEMS_TEST_DATABASE_URL=$(stages/pg-embedded.sh url "$pgdir" 54329)
+  export BEMS_TEST_DATABASE_URL=$(stages/pg-embedded.sh url "$pgdir")
 fi
 # Database tests must fail, not skip, when there is no database.
 export BEMS_REQUIRE_DATABASE=${BEMS_REQUIRE_DATABASE:-1}
@@ -24,6 +24,8 @@ prof=$(find .build -name default.profdata -path '*codecov*' | head -1)
 bin=$(find .build/debug/ -maxdepth 1 -name 'bemsPackageTests.xctest' | head -1)
 if [ -n "$prof" ] && [ -n "$bin" ]; then
   echo "== line coverage: Sources/BEMSCore =="
-  llvm-cov report "$bin" -instr-profile="$prof" -ignore-filename-regex='(\.build|Tests|Sources/bems|Sources/BEMSCommandSupport)' \
+  cov="$(dirname "$(readlink -f "$(command -v swift)")")/llvm-cov"  # the toolchain's own, matching its profile format
+  [ -x "$cov" ] || cov=llvm-cov
+  "$cov" report "$bin" -instr-profile="$prof" -ignore-filename-regex='(\.build|Tests|Sources/bems|Sources/BEMSCommandSupport)' \
     "$root/Sources/BEMSCore" | tail -n 40
 fi

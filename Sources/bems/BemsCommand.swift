@@ -8,6 +8,6 @@ struct BemsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bems",
         abstract: "Operator commands for the CU-BEMS import pipeline.",
-        subcommands: [StatusCommand.self, RollbackCommand.self]
+        subcommands: [SampleCommand.self, StatusCommand.self, InspectCommand.self, RollbackCommand.self]
     )
 }

@@ -5,7 +5,7 @@ import Testing
 @testable import BEMSCore
 
 @Suite struct ValidateStageTests {
-    let logger = Logger(label: "test")
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     func run(_ config: PipelineConfig, force: Bool = false, inputs: [String] = []) async throws -> ValidateStage.Result {
         var options = ValidateStage.Options(config: config, env: "dev")

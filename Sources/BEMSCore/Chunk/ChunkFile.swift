@@ -13,52 +13,19 @@ package enum ChunkFile {
 
     /// Writes `bytes` to `path` atomically: readers see either the old file or the complete new one.
     ///
-    /// The bytes go to a new temporary file in the same directory (`.<name>.tmp-<pid>-<random>`), which is
-    /// `fsync`ed, renamed over `path`, and then the directory is `fsync`ed so the rename survives a crash. On
-    /// failure the temporary file is removed and `path` is left untouched.
+    /// Delegates to ``AtomicFile/write(_:to:durable:)`` (temporary file in the same directory, rename over `path`).
     ///
     /// - Parameters:
     ///   - bytes: The complete file content.
     ///   - path: The destination; its directory must exist.
+    ///   - durable: `fsync` the file and its directory before returning. Stages that write many chunks pass
+    ///     `false` and call ``AtomicFile/syncFileSystem(containing:)`` once before publishing their manifest.
     /// - Throws: ``ChunkError`` with code ``ChunkError/Code/io`` naming the failing call and `strerror`.
-    package static func write(_ bytes: [UInt8], to path: String) throws(ChunkError) {
-        let (directory, name) = split(path)
-        let temporary = "\(directory)/.\(name).tmp-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("open", temporary) }
-        var failure: ChunkError?
-        let written = bytes.withUnsafeBytes { buffer -> Bool in
-            var offset = 0
-            while offset < buffer.count {
-                let result = systemWrite(fd, buffer.baseAddress! + offset, min(buffer.count - offset, 1 << 30))
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += result
-            }
-            return true
-        }
-        if !written {
-            failure = ioError("write", temporary)
-        } else if fsync(fd) != 0 {
-            failure = ioError("fsync", temporary)
-        }
-        if close(fd) != 0, failure == nil {
-            failure = ioError("close", temporary)
-        }
-        if failure == nil, rename(temporary, path) != 0 {
-            failure = ioError("rename to \(path)", temporary)
-        }
-        if let failure {
-            unlink(temporary)
-            throw failure
-        }
-        // Make the rename itself durable.
-        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            defer { close(directoryFD) }
-            if fsync(directoryFD) != 0 { throw ioError("fsync", directory) }
+    package static func write(_ bytes: [UInt8], to path: String, durable: Bool = true) throws(ChunkError) {
+        do {
+            try AtomicFile.write(bytes, to: path, durable: durable)
+        } catch {
+            throw ChunkError(.io, error.description)
         }
     }
 

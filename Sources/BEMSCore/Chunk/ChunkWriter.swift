@@ -195,6 +195,9 @@ package enum ChunkWriter {
             header.append(contentsOf: value.utf8)
         }
 
+        guard header.count <= Int(UInt32.max) else {
+            throw ChunkError(.invalidInput, "header of \(header.count) bytes exceeds the 4 GiB section limit")
+        }
         let blockBytes = blocks.reduce(0) { $0 + $1.bytes.count }
         var out: [UInt8] = []
         out.reserveCapacity(

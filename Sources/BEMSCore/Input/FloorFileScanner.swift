@@ -17,25 +17,27 @@ package struct ScannedFile: Sendable {
 package enum FloorFileScanner {
     /// Scans `input`.
     ///
-    /// - Parameter row: Called for each data line with the parsed row (reused between calls) and the raw line.
+    /// - Parameters:
+    ///   - header: Called once with the file's layout, before the first row.
+    ///   - row: Called for each data line with the parsed row (reused between calls) and the raw line.
     /// - Throws: ``HeaderFailure`` when the header is unusable; ``PipelineError`` for I/O; whatever `row` throws.
     package static func scan(
         _ input: InputFile, config: PipelineConfig,
-        row body: (inout ParsedRow, Line, FileLayout) throws -> Void
+        header onHeader: (FileLayout) throws -> Void = { _ in },
+        row body: (inout ParsedRow, Line) throws -> Void
     ) throws -> ScannedFile {
         let reader = try LineReader(path: input.path, maxLineBytes: config.maxLineBytes)
         var parser: WideRowParser?
         var row = ParsedRow()
         try reader.forEachLine { line in
-            if let p = parser {
-                var p = p
-                parser = nil  // keep the parser uniquely referenced while it mutates
-                p.parse(line, into: &row)
-                parser = p
-                try body(&row, line, p.layout)
+            if parser != nil {
+                parser!.parse(line, into: &row)  // in place: no copy of the parser per line
+                try body(&row, line)
                 return
             }
-            parser = try WideRowParser(layout: header(line, input: input), config: config)
+            let layout = try header(line, input: input)
+            try onHeader(layout)
+            parser = try WideRowParser(layout: layout, config: config)
         }
         guard let parser else {
             throw HeaderFailure(diagnostic: Diagnostic(

@@ -90,6 +90,24 @@ package struct WideRowParser {
                 message: "line is \(length) bytes long, over the limit of \(line.bytes.count) (maxLineBytes)")
             return
         }
+        // Work on the cell arrays through buffers moved out of `row`: no uniqueness check or retain per cell.
+        var values: [Int64] = []
+        var kinds: [CellKind] = []
+        swap(&values, &row.values)
+        swap(&kinds, &row.kinds)
+        values.withUnsafeMutableBufferPointer { values in
+            kinds.withUnsafeMutableBufferPointer { kinds in
+                parseFields(line, values: values, kinds: kinds, row: &row)
+            }
+        }
+        swap(&values, &row.values)
+        swap(&kinds, &row.kinds)
+    }
+
+    private mutating func parseFields(
+        _ line: Line, values: UnsafeMutableBufferPointer<Int64>, kinds: UnsafeMutableBufferPointer<CellKind>,
+        row: inout ParsedRow
+    ) {
         let b = line.bytes
         let n = b.count
         let expected = layout.fieldCount
@@ -143,7 +161,7 @@ package struct WideRowParser {
                             message: error.message)
                     }
                 } else {
-                    parseCell(b, contentStart, contentEnd, column: column, row: &row)
+                    parseCell(b, contentStart, contentEnd, column: column, values: values, kinds: kinds, row: &row)
                 }
             }
             field += 1
@@ -168,10 +186,11 @@ package struct WideRowParser {
 
     @inline(__always)
     private func parseCell(
-        _ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int, column: Int, row: inout ParsedRow
+        _ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int, column: Int,
+        values: UnsafeMutableBufferPointer<Int64>, kinds: UnsafeMutableBufferPointer<CellKind>, row: inout ParsedRow
     ) {
         if start == end {
-            row.kinds[column] = .missing
+            kinds[column] = .missing
             row.missing += 1
             return
         }
@@ -180,7 +199,7 @@ package struct WideRowParser {
             guard validRanges[column].contains(value) else {
                 let sensor = layout.columns[column]
                 let range = validRanges[column]
-                row.kinds[column] = .rejected
+                kinds[column] = .rejected
                 row.cellErrors.append(CellError(
                     code: .outOfRange, column: start + 1, sensorID: sensor.sensorID,
                     message: "\(ScaledDecimal.format(value)) \(sensor.equipmentType.unit) is outside the valid range "
@@ -188,18 +207,18 @@ package struct WideRowParser {
                         + "of \(sensor.equipmentType.rawValue) (column \(sensor.header))"))
                 return
             }
-            row.values[column] = value
-            row.kinds[column] = plausibleRanges[column].contains(value) ? .normal : .anomaly
+            values[column] = value
+            kinds[column] = plausibleRanges[column].contains(value) ? .normal : .anomaly
             row.readings += 1
         } catch {
             if Self.isNaN(b, start, end) {
-                row.kinds[column] = .missing
+                kinds[column] = .missing
                 row.missing += 1
                 row.nanCells += 1
                 return
             }
             let sensor = layout.columns[column]
-            row.kinds[column] = .rejected
+            kinds[column] = .rejected
             row.cellErrors.append(CellError(
                 code: error.code, column: start + error.offset + 1, sensorID: sensor.sensorID,
                 message: "\(error.message) (column \(sensor.header))"))

@@ -44,12 +44,12 @@ package enum ValidateStage {
         let sources = options.inputs.isEmpty ? config.sources : options.inputs.map { PipelineConfig.Source(path: $0, floor: nil) }
         let inputs = try InputFile.resolve(sources)
         var cache = InputHashCache(workDir: work)
-        var hashed: [(InputFile, String)] = []
-        for input in inputs { hashed.append((input, try cache.sha256(input.path).hex)) }
-        cache.save()
-        let fingerprint = makeFingerprint(hashed, config: config)
-
-        if !options.force, let current = try work.currentManifest(.validate), current.fingerprint == fingerprint {
+        // Up-to-date check from cached hashes only: a file whose size or mtime changed is scanned (and hashed on the
+        // way) anyway, so it is never read twice.
+        let cached = inputs.compactMap { input in cache.cached(input.path).map { (input, $0) } }
+        if !options.force, cached.count == inputs.count, let current = try work.currentManifest(.validate),
+            current.fingerprint == makeFingerprint(cached, config: config)
+        {
             let dir = work.runDirectory(.validate, current.runID)
             let report = try AtomicFile.readJSON(ValidationReport.self, from: dir + "/report.json")
             logger.info("validate is up to date", metadata: ["run": "\(current.runID)"])
@@ -164,7 +164,7 @@ package enum ValidateStage {
         }
 
         do {
-            let scanned = try FloorFileScanner.scan(input, config: config) { row, line, layout in
+            let scanned = try FloorFileScanner.scan(input, config: config) { row, line in
                 report.rows += 1
                 if let error = row.rowError {
                     report.rejectedRows[error.code.rawValue, default: 0] += 1
