@@ -1,7 +1,7 @@
 import ArgumentParser
-import Foundation
 import BEMSCommandSupport
 import BEMSCore
+import Foundation
 
 /// `bems-load`: loads the current dedupe run into PostgreSQL, exactly once per chunk, then verifies.
 @main
@@ -39,7 +39,9 @@ struct LoadCommand: AsyncParsableCommand {
             options.dropIndexesOnFirstLoad = dropIndexesOnFirstLoad
             let result = try await LoadStage.run(options, logger: logger)
             if result.upToDate {
-                print("load is up to date (run \(result.manifest?.runID ?? "?"), ledger run \(result.ledgerRunID.map(String.init) ?? "?"))")
+                print(
+                    "load is up to date (run \(result.manifest?.runID ?? "?"), ledger run \(result.ledgerRunID.map(String.init) ?? "?"))"
+                )
             } else {
                 print(
                     "load run \(result.manifest?.runID ?? "?") (ledger run \(result.ledgerRunID.map(String.init) ?? "?")): "

@@ -14,7 +14,8 @@ struct LoadRollbackCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Argument(help: "The ledger run id or the load run id of the work directory; default the latest committed load run.")
+    @Argument(
+        help: "The ledger run id or the load run id of the work directory; default the latest committed load run.")
     var run: String?
 
     @Option(name: .customLong("ledger-schema"), help: ArgumentHelp("The ledger schema.", visibility: .hidden))

@@ -8,7 +8,9 @@ struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a load run against the database: ledger counts per chunk, count and value sum per sensor-day.",
-        discussion: "Writes verify.json into the load run folder. Exit status: 0 OK, 65 mismatch, 66 no load run, 69 database unavailable.")
+        discussion:
+            "Writes verify.json into the load run folder. Exit status: 0 OK, 65 mismatch, 66 no load run, 69 database unavailable."
+    )
 
     @OptionGroup var common: CommonOptions
 

@@ -41,8 +41,9 @@ struct LoadKillTests {
             var committed = 0
             let deadline = Date().addingTimeInterval(120)
             while Date() < deadline, process.isRunning {
-                committed = (try? f.count(
-                    "SELECT count(*) FROM loaded_chunks WHERE status = 'committed'")) ?? 0
+                committed =
+                    (try? f.count(
+                        "SELECT count(*) FROM loaded_chunks WHERE status = 'committed'")) ?? 0
                 if committed >= 3 { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -64,9 +65,13 @@ struct LoadKillTests {
             #expect(rerun.terminationStatus == 0)
             #expect(try f.tableContent() == f.expectedContent())
             #expect(
-                try f.count("SELECT count(*) FROM (SELECT 1 FROM sensor_readings GROUP BY sensor_id, \"timestamp\" HAVING count(*) > 1) d") == 0)
+                try f.count(
+                    "SELECT count(*) FROM (SELECT 1 FROM sensor_readings GROUP BY sensor_id, \"timestamp\" HAVING count(*) > 1) d"
+                ) == 0)
             #expect(try f.count("SELECT count(*) FROM loaded_chunks WHERE status = 'committed'") == chunks)
-            #expect(try f.count("SELECT count(DISTINCT chunk_name) FROM loaded_chunks WHERE status = 'committed'") == chunks)
+            #expect(
+                try f.count("SELECT count(DISTINCT chunk_name) FROM loaded_chunks WHERE status = 'committed'") == chunks
+            )
             #expect(try f.verify().passed)
         }
     }

@@ -11,16 +11,22 @@ import Testing
 struct LoadMeasurementTests {
     static let env = ProcessInfo.processInfo.environment
     static let days = Int(env["BEMS_LOAD_BENCH_DAYS"] ?? "") ?? 7
-    static let binary: String = env["BEMS_LOAD_BIN"] ?? {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent(".build/release/bems-load").path
-    }()
+    static let binary: String =
+        env["BEMS_LOAD_BIN"]
+        ?? {
+            var url = URL(fileURLWithPath: #filePath)
+            for _ in 0..<3 { url.deleteLastPathComponent() }
+            return url.appendingPathComponent(".build/release/bems-load").path
+        }()
 
     func runBinary(_ f: LoadFixture, extra: [String] = []) throws -> (status: Int32, seconds: Double) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = ["--work-dir", f.workRoot, "--ledger-schema", f.schema, "--log-level", Self.env["BEMS_LOAD_BENCH_LOG"] ?? "notice"] + extra
+        p.arguments =
+            [
+                "--work-dir", f.workRoot, "--ledger-schema", f.schema, "--log-level",
+                Self.env["BEMS_LOAD_BENCH_LOG"] ?? "notice",
+            ] + extra
         var env = ProcessInfo.processInfo.environment
         env["BEMS_DEV_DATABASE_URL"] = f.target.conninfo
         p.environment = env
@@ -44,7 +50,10 @@ struct LoadMeasurementTests {
             print("bench: \(readings.count) readings, dedupe run written in \(String(format: "%.1f", gen)) s")
             let (status, seconds) = try runBinary(f, extra: dropIndexesFirst ? ["--drop-indexes-on-first-load"] : [])
             #expect(status == 0)
-            #expect(try f.count("SELECT count(*) FROM pg_indexes WHERE indexname IN ('sensor_readings_timestamp_brin', 'sensor_readings_floor_number_timestamp_idx') AND schemaname = current_schema()") == 2)
+            #expect(
+                try f.count(
+                    "SELECT count(*) FROM pg_indexes WHERE indexname IN ('sensor_readings_timestamp_brin', 'sensor_readings_floor_number_timestamp_idx') AND schemaname = current_schema()"
+                ) == 2)
             let manifest = try #require(try f.work.currentManifest(.load))
             let verify = try AtomicFile.readJSON(
                 VerifyReport.self, from: f.work.runDirectory(.load, manifest.runID) + "/verify.json")
@@ -58,7 +67,8 @@ struct LoadMeasurementTests {
                     + "\(String(format: "%.1f", seconds)) s (\(Int(Double(readings.count) / seconds)) readings/s), "
                     + "verify \(String(format: "%.1f", verify.seconds)) s, "
                     + "slowest chunk \(manifest.totals["maxChunkMilliseconds"] ?? -1) ms, "
-                    + "up-to-date rerun \(String(format: "%.2f", rerun)) s, rollback \(String(format: "%.1f", rollback)) s")
+                    + "up-to-date rerun \(String(format: "%.2f", rerun)) s, rollback \(String(format: "%.1f", rollback)) s"
+            )
         }
     }
 }

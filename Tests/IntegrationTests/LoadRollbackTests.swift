@@ -36,7 +36,8 @@ struct LoadRollbackTests {
             #expect(try f.count("SELECT count(*) FROM loaded_chunks WHERE status = 'committed'") == 0)
             #expect(try f.count("SELECT count(*) FROM runs WHERE stage = 'load' AND status = 'rolled_back'") == 2)
             // Stats are back to zero for every sensor-day.
-            #expect(try f.count("SELECT count(*) FROM sensor_day_stats WHERE reading_count <> 0 OR value_sum <> 0") == 0)
+            #expect(
+                try f.count("SELECT count(*) FROM sensor_day_stats WHERE reading_count <> 0 OR value_sum <> 0") == 0)
             #expect(throws: PipelineError.self) { try f.rollback() }
         }
     }

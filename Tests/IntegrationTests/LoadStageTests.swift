@@ -83,7 +83,8 @@ struct LoadStageTests {
             let error = await #expect(throws: PipelineError.self) { try await f.load() }
             #expect(error?.exitStatus == .ioError)
             #expect(error?.message.contains(victim.file) == true)
-            let loaded = try f.db.exec("SELECT to_regclass('sensor_readings') IS NOT NULL").scalar() == "t"
+            let loaded =
+                try f.db.exec("SELECT to_regclass('sensor_readings') IS NOT NULL").scalar() == "t"
                 ? try f.count("SELECT count(*) FROM sensor_readings") : 0
             #expect(loaded == 0)
         }
@@ -97,7 +98,9 @@ struct LoadStageTests {
             for i in second.indices { second[i].value += 3 }
             try f.publishDedupe(second)
             // Someone edits one row after dedupe ran.
-            try f.db.exec("UPDATE sensor_readings SET reading_value = reading_value + 1 WHERE id = (SELECT min(id) FROM sensor_readings)")
+            try f.db.exec(
+                "UPDATE sensor_readings SET reading_value = reading_value + 1 WHERE id = (SELECT min(id) FROM sensor_readings)"
+            )
             let error = await #expect(throws: PipelineError.self) { try await f.load() }
             #expect(error?.exitStatus == .dataError)
             #expect(error?.message.contains("rerun bems-dedupe") == true)
@@ -106,10 +109,12 @@ struct LoadStageTests {
 
     @Test func setupReportsCreatedThenExisting() async throws {
         try await withLoadFixture { f in
-            let first = try DatabaseSetup.run(on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
+            let first = try DatabaseSetup.run(
+                on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
             #expect(first.objects.allSatisfy { $0.created })
             #expect(first.objects.contains { $0.name == "\(f.schema).sensor_day_stats" })
-            let second = try DatabaseSetup.run(on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
+            let second = try DatabaseSetup.run(
+                on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
             #expect(second.objects.allSatisfy { !$0.created })
             #expect(second.lines.first == "exists  sensor_readings")
         }

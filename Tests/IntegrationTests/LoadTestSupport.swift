@@ -185,7 +185,8 @@ final class LoadFixture {
         model.keys.sorted().map { k in
             let v = model[k]!
             let (floor, type) = SensorColumn.describe(sensorID: k.sensor)!
-            return "\(k.sensor)|\(k.ts)|\(ScaledDecimal.format(v.value))|\(v.status.label)|\(floor)|\(type.rawValue)|\(type.unit)"
+            return
+                "\(k.sensor)|\(k.ts)|\(ScaledDecimal.format(v.value))|\(v.status.label)|\(floor)|\(type.rawValue)|\(type.unit)"
         }
     }
 

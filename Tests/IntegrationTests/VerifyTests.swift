@@ -26,7 +26,9 @@ struct VerifyTests {
             #expect(m.day == "2019-01-01")  // 01:10 UTC is 08:10 in Bangkok
 
             // A deleted row is reported too (count and sum), on another sensor.
-            try f.db.exec("DELETE FROM sensor_readings WHERE sensor_id = 'f1_z1_plug' AND \"timestamp\" = to_timestamp(1546304400)")
+            try f.db.exec(
+                "DELETE FROM sensor_readings WHERE sensor_id = 'f1_z1_plug' AND \"timestamp\" = to_timestamp(1546304400)"
+            )
             #expect(try f.verify().mismatches.count == 2)
             let saved = try AtomicFile.readJSON(
                 VerifyReport.self, from: f.work.runDirectory(.load, result.manifest!.runID) + "/verify.json")

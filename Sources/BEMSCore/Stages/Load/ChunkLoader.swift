@@ -115,7 +115,8 @@ struct ChunkLoader {
                 do {
                     try copy.finish()
                 } catch let error as PostgresError where error.sqlState == "23505" {
-                    logger.debug("unique violation", metadata: ["chunk": "\(name)", "pg.detail": "\(error.detail ?? "")"])
+                    logger.debug(
+                        "unique violation", metadata: ["chunk": "\(name)", "pg.detail": "\(error.detail ?? "")"])
                     throw PipelineError.data(
                         "chunk \(name): a reading to insert already exists (unique violation 23505): \(changed); "
                             + "rerun bems-dedupe, then bems-load")
@@ -186,15 +187,16 @@ struct ChunkLoader {
                 encoder.appendTrailer()
                 try encoder.flush(to: &copy)
                 try copy.finish()
-                let updated = try db.exec(
-                    """
-                    UPDATE \(Schema.readingsTable) r SET reading_value = s.value, status = s.status
-                    FROM \(Self.stagingTable) s
-                    WHERE r.sensor_id = s.sensor_id AND r."timestamp" = s."timestamp"
-                      AND r.reading_value IS NOT DISTINCT FROM s.previous_value
-                      AND r.status IS NOT DISTINCT FROM s.previous_status
-                    """
-                ).affectedRows ?? 0
+                let updated =
+                    try db.exec(
+                        """
+                        UPDATE \(Schema.readingsTable) r SET reading_value = s.value, status = s.status
+                        FROM \(Self.stagingTable) s
+                        WHERE r.sensor_id = s.sensor_id AND r."timestamp" = s."timestamp"
+                          AND r.reading_value IS NOT DISTINCT FROM s.previous_value
+                          AND r.status IS NOT DISTINCT FROM s.previous_status
+                        """
+                    ).affectedRows ?? 0
                 guard updated == updateCount else {
                     throw PipelineError.data(
                         "chunk \(name): \(updateCount - updated) of \(updateCount) readings to update no longer have "

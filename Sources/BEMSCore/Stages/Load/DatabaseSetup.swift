@@ -22,12 +22,14 @@ package enum DatabaseSetup {
     package static func run(
         on db: PGConnection, timeZone: String, ledgerSchema: String, logger: Logger
     ) throws -> Report {
-        let objects = [
-            Schema.readingsTable, "sensor_readings_timestamp_brin", "sensor_readings_floor_number_timestamp_idx",
-            Schema.aggregatesView, "daily_aggregates_key",
-        ] + ["runs", "loaded_chunks", "replaced_readings", "sensor_day_stats"].map { ledgerSchema + "." + $0 }
+        let objects =
+            [
+                Schema.readingsTable, "sensor_readings_timestamp_brin", "sensor_readings_floor_number_timestamp_idx",
+                Schema.aggregatesView, "daily_aggregates_key",
+            ] + ["runs", "loaded_chunks", "replaced_readings", "sensor_day_stats"].map { ledgerSchema + "." + $0 }
         func exists(_ name: String) throws -> Bool {
-            let quoted = name.contains(".")
+            let quoted =
+                name.contains(".")
                 ? try name.split(separator: ".").map { try db.quoteIdentifier(String($0)) }.joined(separator: ".")
                 : name
             return try db.exec("SELECT to_regclass($1) IS NOT NULL", parameters: [quoted]).scalar() == "t"

@@ -79,7 +79,9 @@ package struct LoadLedger: Sendable {
 
     /// Inserts a `runs` row with status `running` and returns its id.
     package func startRun(stage: String, env: String, details: [String: String], on db: PGConnection) throws -> Int64 {
-        let json = "{" + details.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+        let json =
+            "{"
+            + details.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
             .joined(separator: ",") + "}"
         let id = try db.exec(
             "INSERT INTO \(try q(db)).runs (stage, env, details) VALUES ($1, $2, $3::jsonb) RETURNING id",

@@ -108,7 +108,8 @@ package enum LoadStage {
         if options.dropIndexesOnFirstLoad, pending.count > 1,
             try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t"
         {
-            try db.exec("DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
+            try db.exec(
+                "DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
             droppedIndexes = true
             logger.info("first load: secondary indexes dropped, rebuilt after the last chunk")
         }
@@ -140,13 +141,16 @@ package enum LoadStage {
                     metadata: [
                         "chunk": "\(chunk.file)", "rows.inserted": "\(outcome.inserted)",
                         "rows.updated": "\(outcome.updated)", "seconds": "\(String(format: "%.3f", seconds))",
-                        "seconds.steps": "\(outcome.steps.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))",
+                        "seconds.steps":
+                            "\(outcome.steps.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))",
                     ])
             }
             if droppedIndexes {
                 let t0 = Date()
                 try schema.setup(on: db)
-                logger.info("secondary indexes rebuilt", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
+                logger.info(
+                    "secondary indexes rebuilt",
+                    metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
             }
             try ledger.finishRun(ledgerRunID, status: "succeeded", on: db)
         } catch {

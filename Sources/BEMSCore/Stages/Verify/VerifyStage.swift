@@ -132,7 +132,8 @@ package enum VerifyStage {
                             kind: "chunk-missing", chunk: chunk.file, expected: "committed", actual: "not in ledger"))
                     continue
                 }
-                let expected = "rows=\(chunk.rows) inserted=\(chunk.inserts ?? row.inserted) updated=\(chunk.updates ?? row.updated)"
+                let expected =
+                    "rows=\(chunk.rows) inserted=\(chunk.inserts ?? row.inserted) updated=\(chunk.updates ?? row.updated)"
                 let actual = "rows=\(row.rowCount) inserted=\(row.inserted) updated=\(row.updated)"
                 if expected != actual {
                     mismatches.append(
@@ -179,8 +180,11 @@ package enum VerifyStage {
                     mismatches.append(
                         VerifyMismatch(
                             kind: "sensor-day", chunk: chunk.file, sensorID: sensor, day: day,
-                            expected: "count=\(result.string(row: r, col: 2) ?? "") sum=\(result.string(row: r, col: 3) ?? "")",
-                            actual: "count=\(result.string(row: r, col: 4) ?? "") sum=\(result.string(row: r, col: 5) ?? "")"))
+                            expected:
+                                "count=\(result.string(row: r, col: 2) ?? "") sum=\(result.string(row: r, col: 3) ?? "")",
+                            actual:
+                                "count=\(result.string(row: r, col: 4) ?? "") sum=\(result.string(row: r, col: 5) ?? "")"
+                        ))
                 }
             }
         }
