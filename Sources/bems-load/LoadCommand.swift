@@ -25,9 +25,9 @@ struct LoadCommand: AsyncParsableCommand {
     var skipVerify = false
 
     @Flag(
-        name: .customLong("drop-indexes-on-first-load"),
-        help: "When sensor_readings is empty, drop the BRIN and floor indexes during the load and rebuild them after.")
-    var dropIndexesOnFirstLoad = false
+        name: .customLong("keep-indexes"),
+        help: "Keep the BRIN and floor indexes during a first load (by default they are dropped and rebuilt after).")
+    var keepIndexes = false
 
     func run() async throws {
         try await runReportingErrors {
@@ -36,7 +36,7 @@ struct LoadCommand: AsyncParsableCommand {
             var options = LoadStage.Options(config: config, env: common.env, database: target)
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify
-            options.dropIndexesOnFirstLoad = dropIndexesOnFirstLoad
+            options.dropIndexesOnFirstLoad = !keepIndexes
             let result = try await LoadStage.run(options, logger: logger)
             if result.upToDate {
                 print(

@@ -48,7 +48,7 @@ struct LoadMeasurementTests {
             let readings = LoadFixture.readings(floors: 1...7, sensorsPerFloor: 33, minutes: Self.days * 1440)
             let (_, gen) = try timed { try f.publishDedupe(readings) }
             print("bench: \(readings.count) readings, dedupe run written in \(String(format: "%.1f", gen)) s")
-            let (status, seconds) = try runBinary(f, extra: dropIndexesFirst ? ["--drop-indexes-on-first-load"] : [])
+            let (status, seconds) = try runBinary(f, extra: dropIndexesFirst ? [] : ["--keep-indexes"])
             #expect(status == 0)
             #expect(
                 try f.count(

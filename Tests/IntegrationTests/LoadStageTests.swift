@@ -16,6 +16,7 @@ struct LoadStageTests {
             #expect(result.verify?.passed == true)
             #expect(try f.tableContent() == f.expectedContent())
             #expect(try f.count("SELECT count(*) FROM sensor_readings") == readings.count)
+            #expect(try f.secondaryIndexCount() == 2)  // dropped for the first load, rebuilt after
             // Unix 1546304400 is 2019-01-01 01:00:00 UTC, whatever the session time zone.
             let first = try f.db.exec(
                 """

@@ -201,6 +201,15 @@ final class LoadFixture {
         ).scalar() ?? ""
     }
 
+    /// The number of the schema's secondary indexes on `sensor_readings` (BRIN and floor) that exist.
+    func secondaryIndexCount() throws -> Int {
+        try count(
+            """
+            SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()
+              AND indexname IN ('sensor_readings_timestamp_brin', 'sensor_readings_floor_number_timestamp_idx')
+            """)
+    }
+
     func count(_ sql: String) throws -> Int {
         Int(try db.exec(sql).scalarInt64() ?? -1)
     }

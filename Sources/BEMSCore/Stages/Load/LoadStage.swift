@@ -22,7 +22,8 @@ package enum LoadStage {
         package var skipVerify = false
         /// When `sensor_readings` is empty, drop its secondary indexes (BRIN, floor) for the load and rebuild them
         /// after (``Schema/setup(on:)`` recreates them on the next run if this one is killed).
-        package var dropIndexesOnFirstLoad = false
+        /// Measured on 10 M generated readings: the load took about half the time with the rebuild included.
+        package var dropIndexesOnFirstLoad = true
 
         package init(config: PipelineConfig, env: String, database: DatabaseTarget) {
             self.config = config
@@ -151,6 +152,13 @@ package enum LoadStage {
                 logger.info(
                     "secondary indexes rebuilt",
                     metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
+            }
+            // Fresh planner statistics after a big load, so verify (and the application) get index plans.
+            if droppedIndexes || inserted >= 1_000_000 {
+                let t0 = Date()
+                try db.exec("ANALYZE \(Schema.readingsTable)")
+                logger.info(
+                    "table analyzed", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
             }
             try ledger.finishRun(ledgerRunID, status: "succeeded", on: db)
         } catch {
