@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "bems-normalize", targets: ["bems-normalize"]),
         .executable(name: "bems-dedupe", targets: ["bems-dedupe"]),
         .executable(name: "bems-refresh", targets: ["bems-refresh"]),
+        .executable(name: "bems-load", targets: ["bems-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +48,7 @@ let package = Package(
         .executableTarget(name: "bems-normalize", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
         .executableTarget(name: "bems-dedupe", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
         .executableTarget(name: "bems-refresh", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
+        .executableTarget(name: "bems-load", dependencies: ["BEMSCommandSupport", "BEMSCore"]),
 
         .testTarget(
             name: "BEMSCoreTests",

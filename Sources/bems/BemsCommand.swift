@@ -8,6 +8,9 @@ struct BemsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bems",
         abstract: "Operator commands for the CU-BEMS import pipeline.",
-        subcommands: [SampleCommand.self, StatusCommand.self, InspectCommand.self, RollbackCommand.self]
+        subcommands: [
+            SampleCommand.self, StatusCommand.self, InspectCommand.self, SetupCommand.self, VerifyCommand.self,
+            RollbackCommand.self, LoadRollbackCommand.self,
+        ]
     )
 }

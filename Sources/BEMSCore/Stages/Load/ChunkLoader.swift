@@ -1,0 +1,282 @@
+import Foundation
+import Logging
+
+/// Loads one dedupe chunk into `sensor_readings` in one transaction, together with its ledger rows.
+///
+/// Steps, all inside one `BEGIN … COMMIT`:
+/// 1. Inserts: binary `COPY sensor_readings … FROM STDIN` straight into the table (no staging, no per-row INSERT).
+///    A unique violation (`23505`) means someone stored one of these keys since dedupe ran.
+/// 2. Inserted ids: read back through the `(sensor_id, "timestamp")` unique index, restricted to the chunk's inserted
+///    sensors and time range and to rows created by this transaction (`xmin = pg_current_xact_id()::xid`), folded
+///    into an `int8multirange` with `range_agg`. The count must equal the chunk's insert count. This is an index
+///    range scan over one floor-day, and it stays correct when other sessions take ids from the same sequence
+///    concurrently (the ids need not be contiguous).
+/// 3. The `loaded_chunks` row (so `replaced_readings` can reference it).
+/// 4. Updates: binary COPY into a temporary staging table, one `UPDATE … FROM` guarded by the previous value and
+///    status dedupe saw; the affected count must equal the chunk's update count. The previous values go to
+///    `replaced_readings`.
+/// 5. `sensor_day_stats` (see ``LoadLedger``): deltas computed from the chunk file in 15-minute buckets (every time
+///    zone offset is a multiple of 15 minutes), mapped to building days in SQL with `AT TIME ZONE`.
+///
+/// Steps 2 and 4 run in that order because an updated row also gets this transaction's `xmin`.
+struct ChunkLoader {
+    let db: PGConnection
+    let ledger: LoadLedger
+    let runID: Int64
+    let logger: Logger
+    private var sensorFields: [String: SensorFields] = [:]
+
+    static let stagingTable = "bems_load_updates"
+
+    init(db: PGConnection, ledger: LoadLedger, runID: Int64, logger: Logger) throws {
+        self.db = db
+        self.ledger = ledger
+        self.runID = runID
+        self.logger = logger
+        try db.exec(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS \(Self.stagingTable) (
+                sensor_id       VARCHAR(50) NOT NULL,
+                "timestamp"     TIMESTAMPTZ NOT NULL,
+                value           NUMERIC(10,4),
+                status          VARCHAR(20),
+                previous_value  NUMERIC(10,4),
+                previous_status VARCHAR(20)
+            ) ON COMMIT DELETE ROWS
+            """)
+    }
+
+    /// What a chunk changed.
+    struct Outcome {
+        var inserted = 0
+        var updated = 0
+        /// Seconds spent per step: `copy`, `ids`, `updates`, `stats`, `commit`.
+        var steps: [String: Double] = [:]
+    }
+
+    /// Loads a decoded chunk.
+    ///
+    /// - Throws: ``PipelineError`` 65 when the database changed since dedupe (a unique violation on insert, or an
+    ///   update whose previous value no longer matches); ``PostgresError`` for other database failures. The chunk's
+    ///   transaction is rolled back in every case.
+    mutating func load(_ data: ChunkData, name: String, sha256: String) throws -> Outcome {
+        let n = data.count
+        let actions = data.actions
+        var insertCount = 0
+        var updateCount = 0
+        for i in 0..<n {
+            if (actions?[i] ?? .insert) == .insert { insertCount += 1 } else { updateCount += 1 }
+        }
+        var fields: [SensorFields] = []
+        for id in data.sensorIDs {
+            if let cached = sensorFields[id] {
+                fields.append(cached)
+            } else {
+                guard let f = SensorFields(sensorID: id) else {
+                    throw PipelineError.data("chunk \(name): unknown sensor id \(id)")
+                }
+                sensorFields[id] = f
+                fields.append(f)
+            }
+        }
+        let q = try ledger.q(db)
+        let tz = try db.quoteLiteral(ledger.timeZone)
+        let changed = "the database changed since bems-dedupe ran"
+
+        var steps: [String: Double] = [:]
+        var mark = Date()
+        func lap(_ step: String) {
+            let now = Date()
+            steps[step, default: 0] += now.timeIntervalSince(mark)
+            mark = now
+        }
+        var outcome = try db.transaction { () throws -> Outcome in
+            // 1. Inserts.
+            var insertedIDs = "{}"
+            if insertCount > 0 {
+                var encoder = BinaryCopyEncoder()
+                var copy = try db.copyIn(BinaryCopyEncoder.copyReadingsSQL(table: Schema.readingsTable))
+                encoder.appendHeader()
+                var sensorsWithInserts = Set<UInt32>()
+                var minTS = Int64.max
+                var maxTS = Int64.min
+                for i in 0..<n where (actions?[i] ?? .insert) == .insert {
+                    let s = data.sensorIndexes[i]
+                    let t = data.timestamps[i]
+                    sensorsWithInserts.insert(s)
+                    minTS = min(minTS, t)
+                    maxTS = max(maxTS, t)
+                    encoder.appendReading(
+                        unixSeconds: t, value: data.values[i], status: data.statuses[i], sensor: fields[Int(s)])
+                    try encoder.flushIfNeeded(to: &copy)
+                }
+                encoder.appendTrailer()
+                try encoder.flush(to: &copy)
+                do {
+                    try copy.finish()
+                } catch let error as PostgresError where error.sqlState == "23505" {
+                    logger.debug(
+                        "unique violation", metadata: ["chunk": "\(name)", "pg.detail": "\(error.detail ?? "")"])
+                    throw PipelineError.data(
+                        "chunk \(name): a reading to insert already exists (unique violation 23505): \(changed); "
+                            + "rerun bems-dedupe, then bems-load")
+                }
+                lap("copy")
+                // 2. Ids of the rows this transaction inserted.
+                let sensors = sensorsWithInserts.sorted().map { data.sensorIDs[Int($0)] }
+                let r = try db.exec(
+                    """
+                    SELECT count(*), coalesce(range_agg(int8range(id, id + 1)), '{}'::int8multirange)::text
+                    FROM \(Schema.readingsTable)
+                    WHERE sensor_id = ANY($1::varchar[])
+                      AND "timestamp" BETWEEN to_timestamp($2::bigint) AND to_timestamp($3::bigint)
+                      AND xmin = pg_current_xact_id()::xid
+                    """,
+                    parameters: [pgArray(sensors), String(minTS), String(maxTS)])
+                let found = try r.int(row: 0, col: 0) ?? 0
+                guard found == insertCount else {
+                    throw PipelineError.data(
+                        "chunk \(name): inserted \(insertCount) readings but found \(found) (a trigger or rule on "
+                            + "\(Schema.readingsTable)?)")
+                }
+                insertedIDs = r.string(row: 0, col: 1) ?? "{}"
+                lap("ids")
+            }
+
+            // 3. Ledger row.
+            try db.exec(
+                """
+                INSERT INTO \(q).loaded_chunks
+                    (run_id, chunk_name, sha256, row_count, inserted, updated, min_ts, max_ts, inserted_ids)
+                VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::bigint), to_timestamp($8::bigint), $9::int8multirange)
+                """,
+                parameters: [
+                    String(runID), name, sha256, String(n), String(insertCount), String(updateCount),
+                    n > 0 ? String(data.timestamps.min()!) : nil, n > 0 ? String(data.timestamps.max()!) : nil,
+                    insertedIDs,
+                ])
+
+            lap("ledger")
+
+            // 4. Updates.
+            if updateCount > 0 {
+                guard let previousValues = data.previousValues, let previousStatuses = data.previousStatuses else {
+                    throw PipelineError.data("chunk \(name): update rows without previous values")
+                }
+                let idFields = data.sensorIDs.map { EncodedField.text($0) }
+                let statusFields = ReadingStatus.allCases.map { EncodedField.text($0.label) }
+                var encoder = BinaryCopyEncoder()
+                var copy = try db.copyIn(
+                    "COPY \(Self.stagingTable) (sensor_id, \"timestamp\", value, status, previous_value, previous_status)"
+                        + " FROM STDIN (FORMAT binary)")
+                encoder.appendHeader()
+                for i in 0..<n where actions?[i] == .update {
+                    encoder.appendTupleHeader(fieldCount: 6)
+                    encoder.append(idFields[Int(data.sensorIndexes[i])])
+                    encoder.appendTimestamptz(unixSeconds: data.timestamps[i])
+                    encoder.appendNumeric(scaled: data.values[i])
+                    encoder.append(statusFields[Int(data.statuses[i].rawValue)])
+                    if let p = previousValues[i] { encoder.appendNumeric(scaled: p) } else { encoder.appendNull() }
+                    if let p = previousStatuses[i] {
+                        encoder.append(statusFields[Int(p.rawValue)])
+                    } else {
+                        encoder.appendNull()
+                    }
+                    try encoder.flushIfNeeded(to: &copy)
+                }
+                encoder.appendTrailer()
+                try encoder.flush(to: &copy)
+                try copy.finish()
+                let updated =
+                    try db.exec(
+                        """
+                        UPDATE \(Schema.readingsTable) r SET reading_value = s.value, status = s.status
+                        FROM \(Self.stagingTable) s
+                        WHERE r.sensor_id = s.sensor_id AND r."timestamp" = s."timestamp"
+                          AND r.reading_value IS NOT DISTINCT FROM s.previous_value
+                          AND r.status IS NOT DISTINCT FROM s.previous_status
+                        """
+                    ).affectedRows ?? 0
+                guard updated == updateCount else {
+                    throw PipelineError.data(
+                        "chunk \(name): \(updateCount - updated) of \(updateCount) readings to update no longer have "
+                            + "the value dedupe saw: \(changed); rerun bems-dedupe, then bems-load")
+                }
+                try db.exec(
+                    """
+                    INSERT INTO \(q).replaced_readings
+                        (run_id, chunk_name, sensor_id, "timestamp", previous_value, previous_status)
+                    SELECT $1, $2, sensor_id, "timestamp", previous_value, previous_status FROM \(Self.stagingTable)
+                    """,
+                    parameters: [String(runID), name])
+                lap("updates")
+            }
+
+            // 5. Expected per-sensor-day statistics.
+            try applyStats(data, tz: tz, q: q)
+            lap("stats")
+            return Outcome(inserted: insertCount, updated: updateCount)
+        }
+        lap("commit")
+        outcome.steps = steps
+        return outcome
+    }
+
+    /// Adds the chunk's count and value-sum deltas to `sensor_day_stats`, creating missing sensor-days from the table.
+    private func applyStats(_ data: ChunkData, tz: String, q: String) throws {
+        struct Key: Hashable {
+            var sensor: UInt32
+            var bucket: Int64
+        }
+        var deltas: [Key: (count: Int64, sum: Int64)] = [:]
+        for i in 0..<data.count {
+            let t = data.timestamps[i]
+            let key = Key(sensor: data.sensorIndexes[i], bucket: t >= 0 ? t / 900 : (t - 899) / 900)
+            var d = deltas[key] ?? (0, 0)
+            if (data.actions?[i] ?? .insert) == .insert {
+                d.count += 1
+                d.sum += data.values[i]
+            } else {
+                d.sum += data.values[i] - (data.previousValues?[i] ?? 0)
+            }
+            deltas[key] = d
+        }
+        guard !deltas.isEmpty else { return }
+        var sensors: [String] = []
+        var buckets: [Int64] = []
+        var counts: [Int64] = []
+        var sums: [Int64] = []
+        for (k, v) in deltas {
+            sensors.append(data.sensorIDs[Int(k.sensor)])
+            buckets.append(k.bucket * 900)
+            counts.append(v.count)
+            sums.append(v.sum)
+        }
+        try db.exec(
+            """
+            WITH d AS (
+                SELECT u.sensor_id, (to_timestamp(u.b) AT TIME ZONE \(tz))::date AS day,
+                       sum(u.c)::bigint AS c, sum(u.v)::numeric * 0.0001 AS v
+                FROM unnest($1::varchar[], $2::int8[], $3::int8[], $4::int8[]) AS u(sensor_id, b, c, v)
+                GROUP BY 1, 2
+            ), upd AS (
+                UPDATE \(q).sensor_day_stats s
+                SET reading_count = s.reading_count + d.c, value_sum = s.value_sum + d.v
+                FROM d WHERE s.sensor_id = d.sensor_id AND s.day = d.day
+                RETURNING s.sensor_id, s.day
+            )
+            INSERT INTO \(q).sensor_day_stats (sensor_id, day, reading_count, value_sum)
+            SELECT d.sensor_id, d.day, a.c, a.v
+            FROM d
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
+                FROM \(Schema.readingsTable) r
+                WHERE r.sensor_id = d.sensor_id
+                  AND r."timestamp" >= (d.day::timestamp AT TIME ZONE \(tz))
+                  AND r."timestamp" < ((d.day + 1)::timestamp AT TIME ZONE \(tz))
+            ) a
+            WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.sensor_id = d.sensor_id AND upd.day = d.day)
+            """,
+            parameters: [pgArray(sensors), pgArray(buckets), pgArray(counts), pgArray(sums)])
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Logging
+
+/// One difference between what the manifests imply and what the database holds.
+package struct VerifyMismatch: Codable, Equatable, Sendable {
+    /// `chunk-missing` (no committed ledger row), `chunk-counts` (ledger counts differ from the manifest) or
+    /// `sensor-day` (the table's count or value sum differs from `sensor_day_stats`).
+    package var kind: String
+    package var chunk: String?
+    package var sensorID: String?
+    /// The building day, `YYYY-MM-DD`.
+    package var day: String?
+    /// Expected and actual, as text (counts, or `count=…, sum=…`).
+    package var expected: String
+    package var actual: String
+}
+
+/// The result of a verify, written as `verify.json` into the load run folder.
+package struct VerifyReport: Codable, Equatable, Sendable {
+    package var loadRunID: String
+    package var dedupeRunID: String?
+    package var chunksChecked: Int
+    package var sensorDaysChecked: Int
+    package var mismatches: [VerifyMismatch]
+    package var seconds: Double
+    package var passed: Bool { mismatches.isEmpty }
+
+    private enum CodingKeys: String, CodingKey {
+        case loadRunID, dedupeRunID, chunksChecked, sensorDaysChecked, mismatches, seconds, passed
+    }
+
+    package init(
+        loadRunID: String, dedupeRunID: String?, chunksChecked: Int, sensorDaysChecked: Int,
+        mismatches: [VerifyMismatch], seconds: Double
+    ) {
+        self.loadRunID = loadRunID
+        self.dedupeRunID = dedupeRunID
+        self.chunksChecked = chunksChecked
+        self.sensorDaysChecked = sensorDaysChecked
+        self.mismatches = mismatches
+        self.seconds = seconds
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        loadRunID = try c.decode(String.self, forKey: .loadRunID)
+        dedupeRunID = try c.decodeIfPresent(String.self, forKey: .dedupeRunID)
+        chunksChecked = try c.decode(Int.self, forKey: .chunksChecked)
+        sensorDaysChecked = try c.decode(Int.self, forKey: .sensorDaysChecked)
+        mismatches = try c.decode([VerifyMismatch].self, forKey: .mismatches)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(loadRunID, forKey: .loadRunID)
+        try c.encodeIfPresent(dedupeRunID, forKey: .dedupeRunID)
+        try c.encode(chunksChecked, forKey: .chunksChecked)
+        try c.encode(sensorDaysChecked, forKey: .sensorDaysChecked)
+        try c.encode(mismatches, forKey: .mismatches)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(passed, forKey: .passed)
+    }
+}
+
+/// `bems verify`: checks a load run against the database, exactly, reading only the affected ranges.
+///
+/// - Per chunk of the load's dedupe run: a committed `loaded_chunks` row with the same name and SHA-256 must exist
+///   (in any run), and its row/insert/update counts must equal the dedupe manifest's.
+/// - Per sensor-day the chunks touch: the readings table's `count(*)` and `sum(reading_value)` for that sensor and
+///   building day (`AT TIME ZONE` in SQL) must equal `sensor_day_stats`, which the loader keeps from the chunk files
+///   (see ``LoadLedger``). The query reads only the chunk's sensors over its days, through the unique index.
+package enum VerifyStage {
+    /// What to verify.
+    package struct Options: Sendable {
+        package var config: PipelineConfig
+        package var env: String
+        package var database: DatabaseTarget
+        package var ledgerSchema = Schema.defaultLedgerSchema
+        /// The load run (work-dir run id); default the current one.
+        package var runID: String?
+
+        package init(config: PipelineConfig, env: String, database: DatabaseTarget) {
+            self.config = config
+            self.env = env
+            self.database = database
+        }
+    }
+
+    /// Verifies a load run (default: the current one) and writes `verify.json` into its folder.
+    ///
+    /// - Throws: ``PipelineError`` 66 when there is no such load run.
+    package static func run(_ options: Options, logger: Logger) throws -> VerifyReport {
+        let work = WorkDir(root: options.config.workDir)
+        let manifest: StageManifest
+        if let id = options.runID {
+            guard FileManager.default.fileExists(atPath: work.manifestPath(.load, id)) else {
+                throw PipelineError.noInput("load run \(id) not found in \(work.stageDirectory(.load))")
+            }
+            manifest = try work.manifest(.load, id)
+        } else {
+            guard let current = try work.currentManifest(.load) else {
+                throw PipelineError.noInput("load has no current run: run bems-load first")
+            }
+            manifest = current
+        }
+        let db = try options.database.connect(logger: logger)
+        let ledger = LoadLedger(schema: options.ledgerSchema, timeZone: options.config.timeZone)
+        return try verify(loadManifest: manifest, work: work, ledger: ledger, db: db, logger: logger)
+    }
+
+    /// Verifies a load run on an open connection and writes `verify.json` into the run folder.
+    package static func verify(
+        loadManifest: StageManifest, work: WorkDir, ledger: LoadLedger, db: PGConnection, logger: Logger
+    ) throws -> VerifyReport {
+        let started = Date()
+        var mismatches: [VerifyMismatch] = []
+        var checkedDays = Set<String>()
+        var chunksChecked = 0
+        if let dedupeID = loadManifest.upstreamRunID {
+            let dedupe = try work.manifest(.dedupe, dedupeID)
+            let committed = try ledger.committedChunks(
+                names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
+            let q = try ledger.q(db)
+            let tz = try db.quoteLiteral(ledger.timeZone)
+            var reported = Set<String>()
+            for chunk in dedupe.chunks {
+                chunksChecked += 1
+                guard let row = committed[chunk.file + "|" + chunk.sha256] else {
+                    mismatches.append(
+                        VerifyMismatch(
+                            kind: "chunk-missing", chunk: chunk.file, expected: "committed", actual: "not in ledger"))
+                    continue
+                }
+                let expected =
+                    "rows=\(chunk.rows) inserted=\(chunk.inserts ?? row.inserted) updated=\(chunk.updates ?? row.updated)"
+                let actual = "rows=\(row.rowCount) inserted=\(row.inserted) updated=\(row.updated)"
+                if expected != actual {
+                    mismatches.append(
+                        VerifyMismatch(kind: "chunk-counts", chunk: chunk.file, expected: expected, actual: actual))
+                }
+                guard chunk.rows > 0 else { continue }
+                let path = work.runDirectory(.dedupe, dedupeID) + "/" + chunk.file
+                let header: ChunkHeader
+                do {
+                    header = try ChunkReader.readHeader(try ChunkFile.read(path))
+                } catch {
+                    throw PipelineError.io("chunk \(chunk.file): \(error)")
+                }
+                let sensors = header.sensors.filter { $0.count > 0 }.map(\.sensorID)
+                let result = try db.exec(
+                    """
+                    WITH bounds AS (
+                        SELECT (to_timestamp($2::bigint) AT TIME ZONE \(tz))::date AS d0,
+                               (to_timestamp($3::bigint) AT TIME ZONE \(tz))::date AS d1
+                    ), e AS (
+                        SELECT s.sensor_id, s.day, s.reading_count AS c, s.value_sum AS v
+                        FROM \(q).sensor_day_stats s, bounds
+                        WHERE s.sensor_id = ANY($1::varchar[]) AND s.day BETWEEN bounds.d0 AND bounds.d1
+                    ), a AS (
+                        SELECT r.sensor_id, (r."timestamp" AT TIME ZONE \(tz))::date AS day,
+                               count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
+                        FROM \(Schema.readingsTable) r, bounds
+                        WHERE r.sensor_id = ANY($1::varchar[])
+                          AND r."timestamp" >= (bounds.d0::timestamp AT TIME ZONE \(tz))
+                          AND r."timestamp" < ((bounds.d1 + 1)::timestamp AT TIME ZONE \(tz))
+                        GROUP BY 1, 2
+                    )
+                    SELECT e.sensor_id, e.day::text, e.c, e.v::text, coalesce(a.c, 0), coalesce(a.v, 0)::text,
+                           e.c = coalesce(a.c, 0) AND e.v = coalesce(a.v, 0)
+                    FROM e LEFT JOIN a ON a.sensor_id = e.sensor_id AND a.day = e.day
+                    """,
+                    parameters: [pgArray(sensors), String(header.minTimestamp), String(header.maxTimestamp)])
+                for r in 0..<result.count {
+                    let sensor = result.string(row: r, col: 0) ?? ""
+                    let day = result.string(row: r, col: 1) ?? ""
+                    checkedDays.insert(sensor + "|" + day)
+                    guard try result.bool(row: r, col: 6) == false, reported.insert(sensor + "|" + day).inserted
+                    else { continue }
+                    mismatches.append(
+                        VerifyMismatch(
+                            kind: "sensor-day", chunk: chunk.file, sensorID: sensor, day: day,
+                            expected:
+                                "count=\(result.string(row: r, col: 2) ?? "") sum=\(result.string(row: r, col: 3) ?? "")",
+                            actual:
+                                "count=\(result.string(row: r, col: 4) ?? "") sum=\(result.string(row: r, col: 5) ?? "")"
+                        ))
+                }
+            }
+        }
+        let report = VerifyReport(
+            loadRunID: loadManifest.runID, dedupeRunID: loadManifest.upstreamRunID, chunksChecked: chunksChecked,
+            sensorDaysChecked: checkedDays.count, mismatches: mismatches, seconds: Date().timeIntervalSince(started))
+        try AtomicFile.writeJSON(report, to: work.runDirectory(.load, loadManifest.runID) + "/verify.json")
+        if report.passed {
+            logger.info(
+                "verify passed",
+                metadata: ["chunks": "\(chunksChecked)", "sensor.days": "\(checkedDays.count)"])
+        } else {
+            logger.info(
+                "verify found mismatches",
+                metadata: ["mismatches": "\(mismatches.count)", "run": "\(loadManifest.runID)"])
+        }
+        return report
+    }
+}

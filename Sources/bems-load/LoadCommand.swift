@@ -1,0 +1,58 @@
+import ArgumentParser
+import BEMSCommandSupport
+import BEMSCore
+import Foundation
+
+/// `bems-load`: loads the current dedupe run into PostgreSQL, exactly once per chunk, then verifies.
+@main
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bems-load",
+        abstract: "Load the current dedupe run's chunks into sensor_readings (one transaction per chunk), then verify.",
+        discussion: """
+            The connection string comes from the environment variable pipeline.json names for --env. Every chunk's \
+            SHA-256 is checked before anything is loaded. Chunks already committed in the ledger are skipped, so a \
+            rerun after a crash converges. Exit status: 0 OK (or up to date), 65 the database changed since dedupe \
+            or verify found a mismatch, 66 no dedupe run, 69 database unavailable, 73 locked, 74 corrupt chunk.
+            """)
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .customLong("ledger-schema"), help: ArgumentHelp("The ledger schema.", visibility: .hidden))
+    var ledgerSchema = Schema.defaultLedgerSchema
+
+    @Flag(name: .customLong("skip-verify"), help: "Do not run verify after loading.")
+    var skipVerify = false
+
+    @Flag(
+        name: .customLong("keep-indexes"),
+        help: "Keep the BRIN and floor indexes during a first load (by default they are dropped and rebuilt after).")
+    var keepIndexes = false
+
+    func run() async throws {
+        try await runReportingErrors {
+            let (config, logger) = try common.prepare(stage: "load")
+            let target = try DatabaseTarget.resolve(config: config, env: common.env)
+            var options = LoadStage.Options(config: config, env: common.env, database: target)
+            options.ledgerSchema = ledgerSchema
+            options.skipVerify = skipVerify
+            options.dropIndexesOnFirstLoad = !keepIndexes
+            let result = try await LoadStage.run(options, logger: logger)
+            if result.upToDate {
+                print(
+                    "load is up to date (run \(result.manifest?.runID ?? "?"), ledger run \(result.ledgerRunID.map(String.init) ?? "?"))"
+                )
+            } else {
+                print(
+                    "load run \(result.manifest?.runID ?? "?") (ledger run \(result.ledgerRunID.map(String.init) ?? "?")): "
+                        + "\(result.chunksLoaded) chunks loaded, \(result.chunksSkipped) skipped, "
+                        + "\(result.inserted) inserted, \(result.updated) updated, "
+                        + "slowest chunk \(String(format: "%.3f", result.maxChunkSeconds)) s")
+                if let verify = result.verify {
+                    print(verify.summary())
+                }
+            }
+            return result.exitStatus
+        }
+    }
+}

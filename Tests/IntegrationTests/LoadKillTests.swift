@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+@testable import BEMSCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// SIGKILLs the real `bems-load` executable in the middle of a load, then reruns it.
+@Suite(.enabled(if: TestDatabase.isEnabled, TestDatabase.disabledReason), .timeLimit(.minutes(10)))
+struct LoadKillTests {
+    /// `.build/debug/bems-load` next to this package (built by `swift build` / `swift test`).
+    static let executable: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent(".build/debug/bems-load").path
+    }()
+
+    func runLoader(_ f: LoadFixture) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.executable)
+        p.arguments = ["--work-dir", f.workRoot, "--ledger-schema", f.schema, "--env", "dev", "--log-level", "warning"]
+        var env = ProcessInfo.processInfo.environment
+        env["BEMS_DEV_DATABASE_URL"] = f.target.conninfo
+        p.environment = env
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    @Test func killedLoaderRerunGivesExactlyTheExpectedContent() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.executable), "build bems-load first")
+        try await withLoadFixture { f in
+            // 7 floors x 8 sensors x 5 days of minutes: ~400 k readings, 35 chunks.
+            try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 8, minutes: 5 * 1440))
+            let chunks = try f.work.currentManifest(.dedupe)!.chunks.count
+
+            let process = try runLoader(f)
+            // Kill it once some, but not all, chunks are committed.
+            var committed = 0
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, process.isRunning {
+                committed =
+                    (try? f.count(
+                        "SELECT count(*) FROM loaded_chunks WHERE status = 'committed'")) ?? 0
+                if committed >= 3 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try #require(process.isRunning, "the loader finished before it could be killed; use a bigger dataset")
+            try await Task.sleep(for: .milliseconds(150))  // land somewhere inside a chunk
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+            let partial = try f.count("SELECT count(*) FROM loaded_chunks WHERE status = 'committed'")
+            #expect(partial > 0 && partial < chunks)
+            // Whatever is in the table is exactly the committed chunks' readings.
+            #expect(
+                try f.count("SELECT count(*) FROM sensor_readings")
+                    == f.count("SELECT coalesce(sum(inserted), 0) FROM loaded_chunks WHERE status = 'committed'"))
+
+            // Rerun with the same executable: finishes the rest.
+            let rerun = try runLoader(f)
+            rerun.waitUntilExit()
+            #expect(rerun.terminationStatus == 0)
+            #expect(try f.tableContent() == f.expectedContent())
+            #expect(
+                try f.count(
+                    "SELECT count(*) FROM (SELECT 1 FROM sensor_readings GROUP BY sensor_id, \"timestamp\" HAVING count(*) > 1) d"
+                ) == 0)
+            #expect(try f.count("SELECT count(*) FROM loaded_chunks WHERE status = 'committed'") == chunks)
+            #expect(
+                try f.count("SELECT count(DISTINCT chunk_name) FROM loaded_chunks WHERE status = 'committed'") == chunks
+            )
+            #expect(try f.verify().passed)
+            // The first load dropped the secondary indexes; the rerun's setup recreated them.
+            #expect(try f.secondaryIndexCount() == 2)
+        }
+    }
+}

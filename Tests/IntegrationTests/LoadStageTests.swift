@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+
+@testable import BEMSCore
+
+@Suite(.enabled(if: TestDatabase.isEnabled, TestDatabase.disabledReason), .timeLimit(.minutes(5)))
+struct LoadStageTests {
+    @Test func fullLoadMatchesTheSourceReadingsExactly() async throws {
+        try await withLoadFixture { f in
+            let readings = LoadFixture.readings(minutes: 1500)  // two UTC days, 2 floors, 3 sensors
+            try f.publishDedupe(readings)
+            let result = try await f.load()
+            #expect(result.inserted == readings.count)
+            #expect(result.updated == 0)
+            #expect(result.exitStatus == .ok)
+            #expect(result.verify?.passed == true)
+            #expect(try f.tableContent() == f.expectedContent())
+            #expect(try f.count("SELECT count(*) FROM sensor_readings") == readings.count)
+            #expect(try f.secondaryIndexCount() == 2)  // dropped for the first load, rebuilt after
+            // Unix 1546304400 is 2019-01-01 01:00:00 UTC, whatever the session time zone.
+            let first = try f.db.exec(
+                """
+                SELECT to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'
+                FROM sensor_readings WHERE sensor_id = 'f1_z1_ac1' ORDER BY "timestamp" LIMIT 1
+                """
+            ).scalar()
+            #expect(first == "2019-01-01 01:00:00+00")
+            // Ledger: one committed row per chunk with the inserted ids.
+            let chunks = try f.work.currentManifest(.dedupe)!.chunks
+            #expect(try f.count("SELECT count(*) FROM loaded_chunks WHERE status = 'committed'") == chunks.count)
+            #expect(
+                try f.count(
+                    """
+                    SELECT count(*) FROM sensor_readings s
+                    WHERE NOT EXISTS (SELECT 1 FROM loaded_chunks c WHERE s.id <@ c.inserted_ids)
+                    """) == 0)
+            let manifest = try #require(result.manifest)
+            #expect(manifest.stage == .load)
+            #expect(manifest.upstreamRunID == f.work.currentRunID(.dedupe))
+            #expect(manifest.totals["inserted"] == readings.count)
+            #expect(FileManager.default.fileExists(atPath: f.work.runDirectory(.load, manifest.runID) + "/verify.json"))
+        }
+    }
+
+    @Test func rerunLoadsNothingAndOverlappingBatchInsertsAndUpdates() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 600))
+            let first = try await f.load()
+            #expect(first.inserted == 6 * 600)
+            let again = try await f.load()
+            #expect(again.upToDate)
+            #expect(again.inserted == 0 && again.updated == 0)
+
+            // Second batch: overlaps the last 200 minutes, 100 of them with changed values, plus 300 new minutes.
+            var second = LoadFixture.readings(minutes: 900).filter { $0.ts >= 1_546_304_400 + 400 * 60 }
+            for i in second.indices where (second[i].ts - 1_546_304_400) / 60 < 500 {
+                second[i].value += 1
+            }
+            let before = f.model
+            let dedupe = try f.publishDedupe(second)
+            let updates = dedupe.chunks.reduce(0) { $0 + ($1.updates ?? 0) }
+            let inserts = dedupe.chunks.reduce(0) { $0 + ($1.inserts ?? 0) }
+            #expect(updates == 6 * 100)
+            #expect(inserts == 6 * 300)
+            let result = try await f.load()
+            #expect(result.inserted == inserts)
+            #expect(result.updated == updates)
+            #expect(result.verify?.passed == true)
+            #expect(try f.tableContent() == f.expectedContent())
+            #expect(f.model.count == before.count + inserts)
+            #expect(try f.count("SELECT count(*) FROM replaced_readings") == updates)
+        }
+    }
+
+    @Test func corruptedChunkIsRefusedBeforeAnythingIsLoaded() async throws {
+        try await withLoadFixture { f in
+            let dedupe = try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            #expect(dedupe.chunks.count > 2)
+            let victim = dedupe.chunks[dedupe.chunks.count - 1]
+            let path = f.work.runDirectory(.dedupe, dedupe.runID) + "/" + victim.file
+            var bytes = try ChunkFile.read(path)
+            bytes[bytes.count / 2] ^= 0x01
+            try ChunkFile.write(bytes, to: path)
+            let error = await #expect(throws: PipelineError.self) { try await f.load() }
+            #expect(error?.exitStatus == .ioError)
+            #expect(error?.message.contains(victim.file) == true)
+            let loaded =
+                try f.db.exec("SELECT to_regclass('sensor_readings') IS NOT NULL").scalar() == "t"
+                ? try f.count("SELECT count(*) FROM sensor_readings") : 0
+            #expect(loaded == 0)
+        }
+    }
+
+    @Test func databaseChangedSinceDedupeFailsTheChunkWith65() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 100))
+            _ = try await f.load()
+            var second = LoadFixture.readings(minutes: 100)
+            for i in second.indices { second[i].value += 3 }
+            try f.publishDedupe(second)
+            // Someone edits one row after dedupe ran.
+            try f.db.exec(
+                "UPDATE sensor_readings SET reading_value = reading_value + 1 WHERE id = (SELECT min(id) FROM sensor_readings)"
+            )
+            let error = await #expect(throws: PipelineError.self) { try await f.load() }
+            #expect(error?.exitStatus == .dataError)
+            #expect(error?.message.contains("rerun bems-dedupe") == true)
+        }
+    }
+
+    @Test func setupReportsCreatedThenExisting() async throws {
+        try await withLoadFixture { f in
+            let first = try DatabaseSetup.run(
+                on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
+            #expect(first.objects.allSatisfy { $0.created })
+            #expect(first.objects.contains { $0.name == "\(f.schema).sensor_day_stats" })
+            let second = try DatabaseSetup.run(
+                on: f.db, timeZone: "Asia/Bangkok", ledgerSchema: f.schema, logger: f.logger)
+            #expect(second.objects.allSatisfy { !$0.created })
+            #expect(second.lines.first == "exists  sensor_readings")
+        }
+    }
+}

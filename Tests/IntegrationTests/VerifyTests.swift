@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+
+@testable import BEMSCore
+
+@Suite(.enabled(if: TestDatabase.isEnabled, TestDatabase.disabledReason), .timeLimit(.minutes(5)))
+struct VerifyTests {
+    @Test func passesAfterALoadAndReportsATamperedRow() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            let result = try await f.load()
+            #expect(result.verify?.passed == true)
+            #expect(try f.verify().passed)
+
+            try f.db.exec(
+                """
+                UPDATE sensor_readings SET reading_value = reading_value + 0.0001
+                WHERE sensor_id = 'f2_z1_light' AND "timestamp" = to_timestamp(1546304400 + 600)
+                """)
+            let report = try f.verify()
+            #expect(!report.passed)
+            #expect(report.mismatches.count == 1)
+            let m = try #require(report.mismatches.first)
+            #expect(m.kind == "sensor-day")
+            #expect(m.sensorID == "f2_z1_light")
+            #expect(m.day == "2019-01-01")  // 01:10 UTC is 08:10 in Bangkok
+
+            // A deleted row is reported too (count and sum), on another sensor.
+            try f.db.exec(
+                "DELETE FROM sensor_readings WHERE sensor_id = 'f1_z1_plug' AND \"timestamp\" = to_timestamp(1546304400)"
+            )
+            #expect(try f.verify().mismatches.count == 2)
+            let saved = try AtomicFile.readJSON(
+                VerifyReport.self, from: f.work.runDirectory(.load, result.manifest!.runID) + "/verify.json")
+            #expect(saved.mismatches.count == 2)
+        }
+    }
+
+    @Test func reportsAChunkMissingFromTheLedger() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 100))
+            _ = try await f.load()
+            try f.db.exec("UPDATE loaded_chunks SET status = 'rolled_back', rolled_back_at = now()")
+            let report = try f.verify()
+            #expect(report.mismatches.contains { $0.kind == "chunk-missing" })
+        }
+    }
+}
