@@ -36,7 +36,8 @@ package struct CommonOptions: ParsableArguments {
         }
         guard configuration.environments[env] != nil else {
             throw PipelineError.usage(
-                "--env \(env): unknown environment (expected one of: \(configuration.environments.keys.sorted().joined(separator: ", ")))")
+                "--env \(env): unknown environment (expected one of: \(configuration.environments.keys.sorted().joined(separator: ", ")))"
+            )
         }
         if let workDir { configuration.workDir = workDir }
         return (configuration, logger)

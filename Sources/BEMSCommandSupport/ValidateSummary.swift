@@ -14,13 +14,19 @@ package enum ValidateSummary {
         if result.upToDate {
             lines.append("validate: up to date (run \(result.manifest.runID)); use --force to rerun")
         }
-        lines.append(Table.render(
-            header: ["file", "rows", "readings", "empty", "all-empty", "anomalies", "rejected", "share", "missing min", "dup ts", "ok"],
-            rows: result.report.files.map { f in
-                [f.file, "\(f.rows)", "\(f.readings)", "\(f.emptyCells)", "\(f.allEmptyRows)", "\(f.anomalies)",
-                 "\(f.rejectedRecords)", String(format: "%.4f%%", f.rejectedShare * 100), "\(f.missingMinutes)",
-                 "\(f.duplicateTimestamps)", f.passed ? "yes" : (f.headerError != nil ? "HEADER" : "NO")]
-            }))
+        lines.append(
+            Table.render(
+                header: [
+                    "file", "rows", "readings", "empty", "all-empty", "anomalies", "rejected", "share", "missing min",
+                    "dup ts", "ok",
+                ],
+                rows: result.report.files.map { f in
+                    [
+                        f.file, "\(f.rows)", "\(f.readings)", "\(f.emptyCells)", "\(f.allEmptyRows)", "\(f.anomalies)",
+                        "\(f.rejectedRecords)", String(format: "%.4f%%", f.rejectedShare * 100), "\(f.missingMinutes)",
+                        "\(f.duplicateTimestamps)", f.passed ? "yes" : (f.headerError != nil ? "HEADER" : "NO"),
+                    ]
+                }))
         let t = result.report.totals
         lines.append(
             "validate: \(t["files", default: 0]) files, \(t["rows", default: 0]) rows, \(t["readings", default: 0]) readings, "
@@ -34,10 +40,13 @@ package enum ValidateSummary {
 package enum Table {
     package static func render(header: [String], rows: [[String]]) -> String {
         var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
-                i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                i == 0
+                    ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[i] - c.count) + c
             }.joined(separator: "  ")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BEMSCommandSupport
 import BEMSCore
+import Foundation
 
 /// `bems-normalize`: turns validated CSV files into zstd-compressed columnar chunk files.
 @main
@@ -43,5 +44,3 @@ struct NormalizeCommand: AsyncParsableCommand {
         }
     }
 }
-
-import Foundation

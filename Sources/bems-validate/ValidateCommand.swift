@@ -19,7 +19,8 @@ struct ValidateCommand: AsyncParsableCommand {
     @Flag(help: "Run even when inputs and settings are unchanged since the last run.")
     var force = false
 
-    @Option(name: .customLong("max-diagnostics"), help: "Diagnostics printed on stderr (all go to the dead-letter file).")
+    @Option(
+        name: .customLong("max-diagnostics"), help: "Diagnostics printed on stderr (all go to the dead-letter file).")
     var maxDiagnostics = 20
 
     @Argument(help: "CSV files or folders; they replace the configured sources.")

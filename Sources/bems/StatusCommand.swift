@@ -39,12 +39,16 @@ struct StatusCommand: AsyncParsableCommand {
                 return .ok
             }
             print("work dir: \(config.workDir)   env: \(common.env)")
-            print(Table.render(
-                header: ["stage", "state", "run", "created", "chunks", "figures", "runs", "rolled back", "note"],
-                rows: stages.map { s in
-                    [s.stage.rawValue, s.state, s.runID ?? "-", s.createdAt ?? "-", s.chunks.map(String.init) ?? "-",
-                     Self.figures(s), "\(s.runs)", "\(s.rolledBack)", s.reason ?? ""]
-                }))
+            print(
+                Table.render(
+                    header: ["stage", "state", "run", "created", "chunks", "figures", "runs", "rolled back", "note"],
+                    rows: stages.map { s in
+                        [
+                            s.stage.rawValue, s.state, s.runID ?? "-", s.createdAt ?? "-",
+                            s.chunks.map(String.init) ?? "-",
+                            Self.figures(s), "\(s.runs)", "\(s.rolledBack)", s.reason ?? "",
+                        ]
+                    }))
             return .ok
         }
     }

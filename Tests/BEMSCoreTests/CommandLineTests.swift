@@ -34,7 +34,8 @@ import Testing
 
     @Test func sampleValidateNormalizeInspectEndToEnd() throws {
         let dir = TemporaryDirectory()
-        let sample = try run("bems", ["sample", "--out", "in", "--days", "1", "--floors", "4", "--seed", "3"], in: dir.path)
+        let sample = try run(
+            "bems", ["sample", "--out", "in", "--days", "1", "--floors", "4", "--seed", "3"], in: dir.path)
         #expect(sample.status == 0)
         let validate = try run("bems-validate", ["--work-dir", "w", "in"], in: dir.path)
         #expect(validate.status == 0, "\(validate.stderr)")
@@ -46,7 +47,8 @@ import Testing
         let work = WorkDir(root: dir.path + "/w")
         let manifest = try #require(try work.currentManifest(.normalize))
         let chunk = try #require(manifest.chunks.first)
-        let inspect = try run("bems", ["inspect", work.runDirectory(.normalize, manifest.runID) + "/" + chunk.file], in: dir.path)
+        let inspect = try run(
+            "bems", ["inspect", work.runDirectory(.normalize, manifest.runID) + "/" + chunk.file], in: dir.path)
         #expect(inspect.status == 0)
         let lines = inspect.stdout.split(separator: "\n")
         #expect(lines.first == "timestamp,sensor_id,floor_number,equipment_type,reading_value,unit,status")

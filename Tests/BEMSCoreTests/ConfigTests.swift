@@ -19,7 +19,8 @@ import Testing
     }
 
     @Test func readsEveryKey() throws {
-        let c = try parse("""
+        let c = try parse(
+            """
             {"sources": ["a", {"path": "b.csv", "floor": 3}], "workDir": "w", "timeZone": "UTC",
              "chunk": {"days": 2, "maxRows": 2000, "zstdLevel": 5}, "rejectThreshold": 0.01, "maxLineBytes": 4096,
              "ranges": {"light": {"valid": ["0", "5000.5"], "plausible": [0, 60.25]}},

@@ -16,9 +16,10 @@ import Testing
         let reader = try LineReader(path: path, maxLineBytes: maxLine, blockSize: block)
         var seen: [Seen] = []
         try reader.forEachLine { line in
-            seen.append(Seen(
-                text: String(decoding: line.bytes, as: UTF8.self), number: line.number, terminated: line.terminated,
-                overlong: line.overlongLength))
+            seen.append(
+                Seen(
+                    text: String(decoding: line.bytes, as: UTF8.self), number: line.number, terminated: line.terminated,
+                    overlong: line.overlongLength))
         }
         return (seen, reader)
     }
@@ -45,7 +46,8 @@ import Testing
 
     @Test(arguments: [16, 64, 4096])
     func linesAcrossBlockBoundariesAreWhole(block: Int) throws {
-        let text = (0..<200).map { "line-\($0)-" + String(repeating: "x", count: $0 % 13) }.joined(separator: "\n") + "\n"
+        let text =
+            (0..<200).map { "line-\($0)-" + String(repeating: "x", count: $0 % 13) }.joined(separator: "\n") + "\n"
         let (seen, reader) = try lines(Array(text.utf8), maxLine: 8, block: block)
         // maxLine 8 with blockSize forced to at least 2 × maxLine: long lines are reported over-long.
         #expect(seen.count == 200)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import BEMSCore
@@ -47,7 +48,8 @@ import Testing
     }
 
     @Test(arguments: [
-        "z1_AC(kW)", "z0_Light(kW)", "z01_Light(kW)", "Z1_Light(kW)", "z1_Light", "z1_light(kW)", "z1_AC1(W)", "z1_S2(degC)",
+        "z1_AC(kW)", "z0_Light(kW)", "z01_Light(kW)", "Z1_Light(kW)", "z1_Light", "z1_light(kW)", "z1_AC1(W)",
+        "z1_S2(degC)",
         "z123_Plug(kW)", "", "z1_AC1(kW) ", "zz_AC1(kW)",
     ])
     func rejectsOtherNames(header: String) {
@@ -89,9 +91,10 @@ import Testing
         #expect(l.warnings.count == 1)
     }
 
-    @Test(arguments: [
-        ("2018Floor1.csv", 1), ("2019Floor6.csv", 6), ("2019floor7.CSV", 7), ("x/2018Floor12.csv", 12),
-    ] as [(String, Int)])
+    @Test(
+        arguments: [
+            ("2018Floor1.csv", 1), ("2019Floor6.csv", 6), ("2019floor7.CSV", 7), ("x/2018Floor12.csv", 12),
+        ] as [(String, Int)])
     func floorFromFileName(name: String, floor: Int) {
         #expect(InputFile.floor(fromFileName: (name as NSString).lastPathComponent) == floor)
     }
@@ -101,5 +104,3 @@ import Testing
         #expect(InputFile.floor(fromFileName: name) == nil)
     }
 }
-
-import Foundation

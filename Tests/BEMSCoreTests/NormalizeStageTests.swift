@@ -18,7 +18,8 @@ enum IndependentCSV {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "Asia/Bangkok")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        var lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        var lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(
+            separator: "\n", omittingEmptySubsequences: false)
         if lines.last == "" { lines.removeLast() }
         var header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         if header[0].hasPrefix("\u{FEFF}") { header[0].removeFirst() }
@@ -28,7 +29,9 @@ enum IndependentCSV {
             guard cells.count == header.count, let date = formatter.date(from: cells[0]) else { continue }
             for (name, cell) in zip(header.dropFirst(), cells.dropFirst()) where !cell.isEmpty {
                 let scaled = (Decimal(string: cell)! * 10_000 as NSDecimalNumber).int64Value
-                out.append(SourceReading(sensorID: sensorID(name, floor: floor), utc: Int64(date.timeIntervalSince1970), scaled: scaled))
+                out.append(
+                    SourceReading(
+                        sensorID: sensorID(name, floor: floor), utc: Int64(date.timeIntervalSince1970), scaled: scaled))
             }
         }
         return out
@@ -75,8 +78,10 @@ enum IndependentCSV {
             #expect(header.rowCount == record.rows)
             #expect(header.metadata["floor"] == String(record.floor))
             for i in 0..<data.count {
-                out.append(SourceReading(
-                    sensorID: data.sensorIDs[Int(data.sensorIndexes[i])], utc: data.timestamps[i], scaled: data.values[i]))
+                out.append(
+                    SourceReading(
+                        sensorID: data.sensorIDs[Int(data.sensorIndexes[i])], utc: data.timestamps[i],
+                        scaled: data.values[i]))
             }
         }
         return out
@@ -84,9 +89,11 @@ enum IndependentCSV {
 
     @Test func generatedFilesComeBackExactlyInCountAndValue() async throws {
         let dir = TemporaryDirectory()
-        let sample = SampleGenerator(configuration: SampleConfiguration(
-            start: CivilDate(year: 2019, month: 10, day: 21)!, days: 2, floors: [1, 2, 6], seed: 7, lineEnding: .crlf,
-            byteOrderMark: true, truncateFloor6: true))
+        let sample = SampleGenerator(
+            configuration: SampleConfiguration(
+                start: CivilDate(year: 2019, month: 10, day: 21)!, days: 2, floors: [1, 2, 6], seed: 7,
+                lineEnding: .crlf,
+                byteOrderMark: true, truncateFloor6: true))
         _ = try sample.write(toDirectory: dir.path + "/in")
         let config = PipelineConfig.testing(dir)
         #expect(try await validate(config).exitStatus == .ok)
@@ -110,24 +117,31 @@ enum IndependentCSV {
 
     @Test func inspectDumpsTheRowsAsCSV() async throws {
         let dir = TemporaryDirectory()
-        dir.write("in/2019Floor1.csv", CSV.file(floor: 1, start: "2019-01-01 08:00:00", minutes: 2) { r, c in
-            c == 8 && r == 1 ? "4762.43" : (c == 0 ? "" : "0.0\(c)")
-        })
+        dir.write(
+            "in/2019Floor1.csv",
+            CSV.file(floor: 1, start: "2019-01-01 08:00:00", minutes: 2) { r, c in
+                c == 8 && r == 1 ? "4762.43" : (c == 0 ? "" : "0.0\(c)")
+            })
         let config = PipelineConfig.testing(dir)
         _ = try await validate(config)
         let result = try await normalize(config)
         let record = try #require(result.manifest.chunks.first)
         let (header, data) = try ChunkReader.decode(try ChunkFile.read(result.runDirectory + "/" + record.file))
         var lines: [String] = []
-        ChunkInspector.forEachCSVLine(data, converter: try LocalTimeConverter(identifier: "Asia/Bangkok")) { lines.append($0) }
-        #expect(ChunkInspector.csvHeader(header) == "timestamp,sensor_id,floor_number,equipment_type,reading_value,unit,status")
+        ChunkInspector.forEachCSVLine(data, converter: try LocalTimeConverter(identifier: "Asia/Bangkok")) {
+            lines.append($0)
+        }
+        #expect(
+            ChunkInspector.csvHeader(header)
+                == "timestamp,sensor_id,floor_number,equipment_type,reading_value,unit,status")
         #expect(lines.count == 20)
         #expect(lines.contains("2019-01-01T08:01:00+07:00,f1_z3_light,1,light,4762.4300,kW,anomaly"))
         #expect(lines.contains("2019-01-01T08:00:00+07:00,f1_z1_plug,1,plug,0.0100,kW,normal"))
         var utc: [String] = []
         ChunkInspector.forEachCSVLine(data, converter: try LocalTimeConverter(identifier: "UTC")) { utc.append($0) }
         #expect(utc.contains("2019-01-01T01:00:00Z,f1_z1_plug,1,plug,0.0100,kW,normal"))
-        let text = ChunkInspector.describe(header, path: record.file, converter: try LocalTimeConverter(identifier: "Asia/Bangkok"))
+        let text = ChunkInspector.describe(
+            header, path: record.file, converter: try LocalTimeConverter(identifier: "Asia/Bangkok"))
         #expect(text.contains("rows: 20"))
         #expect(text.contains("f1_z3_light: 2 readings, sum 4762.5100"))
     }
@@ -181,7 +195,9 @@ enum IndependentCSV {
         #expect(rolled == second.manifest.runID)
         #expect(current == first.manifest.runID)
         #expect(try work.currentManifest(.normalize)?.totals["readings"] == 100 * 29)
-        #expect(FileManager.default.fileExists(atPath: work.runDirectory(.normalize, second.manifest.runID) + "/manifest.json"))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: work.runDirectory(.normalize, second.manifest.runID) + "/manifest.json"))
         #expect(work.rolledBackRunIDs(.normalize) == [second.manifest.runID])
         // Rolling back again reaches "no run"; once more is an error.
         _ = try work.rollback(.normalize)
@@ -199,7 +215,10 @@ enum IndependentCSV {
         let dir = TemporaryDirectory()
         let path = dir.write("in/2019Floor1.csv", CSV.file(floor: 1, minutes: 10) { _, _ in "1" })
         let config = PipelineConfig.testing(dir)
-        #expect(PipelineStatus.stages(config: config).map(\.state) == ["never-run", "never-run", "never-run", "never-run", "never-run"])
+        #expect(
+            PipelineStatus.stages(config: config).map(\.state) == [
+                "never-run", "never-run", "never-run", "never-run", "never-run",
+            ])
         _ = try await validate(config)
         _ = try await normalize(config)
         #expect(PipelineStatus.stages(config: config).map(\.state).prefix(2) == ["up-to-date", "up-to-date"])

@@ -32,7 +32,9 @@ enum CSV {
     static func header(floor: Int) -> String { FloorSchema.header(floor: floor)!.joined(separator: ",") }
 
     /// `minutes` rows starting at `start` (local `YYYY-MM-DD HH:MM:SS`), every cell from `cell(row, column)`.
-    static func file(floor: Int, start: String = "2019-03-04 00:00:00", minutes: Int, cell: (Int, Int) -> String) -> String {
+    static func file(floor: Int, start: String = "2019-03-04 00:00:00", minutes: Int, cell: (Int, Int) -> String)
+        -> String
+    {
         let columns = FloorSchema.dataColumns(floor: floor)!.count
         let base = try! TimestampParser.parse(start)
         var lines = [header(floor: floor)]

@@ -7,7 +7,8 @@ import Testing
 @Suite struct ValidateStageTests {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    func run(_ config: PipelineConfig, force: Bool = false, inputs: [String] = []) async throws -> ValidateStage.Result {
+    func run(_ config: PipelineConfig, force: Bool = false, inputs: [String] = []) async throws -> ValidateStage.Result
+    {
         var options = ValidateStage.Options(config: config, env: "dev")
         options.force = force
         options.inputs = inputs
@@ -22,11 +23,13 @@ import Testing
     @Test func cleanFilePassesWithExactCounts() async throws {
         let dir = TemporaryDirectory()
         // 3000 minutes: every 7th cell empty, minute 100 all empty, one spike.
-        dir.write("in/2019Floor1.csv", CSV.file(floor: 1, minutes: 3000) { r, c in
-            if r == 100 { return "" }
-            if r == 200 && c == 8 { return "4762.43" }
-            return (r + c) % 7 == 0 ? "" : "\(c).\(r % 100)"
-        })
+        dir.write(
+            "in/2019Floor1.csv",
+            CSV.file(floor: 1, minutes: 3000) { r, c in
+                if r == 100 { return "" }
+                if r == 200 && c == 8 { return "4762.43" }
+                return (r + c) % 7 == 0 ? "" : "\(c).\(r % 100)"
+            })
         let result = try await run(.testing(dir))
         #expect(result.exitStatus == .ok)
         #expect(!result.upToDate)
@@ -40,11 +43,15 @@ import Testing
         #expect(f.anomalies == 1)
         #expect(f.rejectedRecords == 0)
         #expect(f.firstTimestamp == "2019-03-04 00:00:00")
-        #expect(f.lastTimestamp == TimestampParser.format(localSeconds: try TimestampParser.parse("2019-03-04 00:00:00") + 2999 * 60))
+        #expect(
+            f.lastTimestamp
+                == TimestampParser.format(localSeconds: try TimestampParser.parse("2019-03-04 00:00:00") + 2999 * 60))
         #expect(f.missingMinutes == 0)
         #expect(f.duplicateTimestamps == 0)
         #expect(f.passed)
-        #expect(f.sha256 == Digest.sha256Hex(Array(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/in/2019Floor1.csv")))))
+        #expect(
+            f.sha256
+                == Digest.sha256Hex(Array(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/in/2019Floor1.csv")))))
         #expect(try deadLetters(result).isEmpty)
         let manifest = try #require(try WorkDir(root: dir.path + "/work").currentManifest(.validate))
         #expect(manifest.runID == result.manifest.runID)
@@ -113,7 +120,9 @@ import Testing
         let result = try await run(.testing(dir))
         #expect(result.exitStatus == .dataError)
         let byName = Dictionary(uniqueKeysWithValues: result.report.files.map { ($0.file, $0) })
-        #expect(byName["2019Floor1.csv"]?.headerError?.hasPrefix("2019Floor1.csv:1:19: error: bad header: unknown column") == true)
+        #expect(
+            byName["2019Floor1.csv"]?.headerError?.hasPrefix("2019Floor1.csv:1:19: error: bad header: unknown column")
+                == true)
         #expect(byName["2019Floor2.csv"]?.passed == true)
         #expect(byName["2019Floor2.csv"]?.readings == 5 * 36)
         #expect(byName["2019Floor3.csv"]?.headerError?.contains("UTF-16") == true)
@@ -122,7 +131,8 @@ import Testing
 
     @Test func bomAndCRLFAreAccepted() async throws {
         let dir = TemporaryDirectory()
-        let text = CSV.file(floor: 5, minutes: 20) { r, c in c % 3 == 0 ? "" : "0.\(r)" }.replacingOccurrences(of: "\n", with: "\r\n")
+        let text = CSV.file(floor: 5, minutes: 20) { r, c in c % 3 == 0 ? "" : "0.\(r)" }.replacingOccurrences(
+            of: "\n", with: "\r\n")
         dir.write("in/2018Floor5.csv", [0xEF, 0xBB, 0xBF] + Array(text.utf8))
         let result = try await run(.testing(dir))
         #expect(result.exitStatus == .ok)

@@ -4,8 +4,10 @@ import Testing
 
 @Suite struct WideRowParserTests {
     /// Parses `line` (floor 1 layout unless a header is given).
-    func parse(_ line: String, terminated: Bool = true, header: String = CSV.header(floor: 1), floor: Int = 1,
-               config: PipelineConfig = PipelineConfig()) throws -> ParsedRow {
+    func parse(
+        _ line: String, terminated: Bool = true, header: String = CSV.header(floor: 1), floor: Int = 1,
+        config: PipelineConfig = PipelineConfig()
+    ) throws -> ParsedRow {
         let layout = try Array(header.utf8).withUnsafeBytes { try FileLayout(header: $0, floor: floor) }
         var parser = try WideRowParser(layout: layout, config: config)
         var row = ParsedRow()
@@ -49,14 +51,15 @@ import Testing
         #expect(row.values[0] == 15_000)
     }
 
-    @Test(arguments: [
-        ("2019-01-01 00:00:00,1,2", RejectCode.fieldCount, 24),
-        ("2019-01-01 00:00:00,1,2,3,4,5,6,7,8,9,10,11,12", .fieldCount, 47),
-        ("2019-02-30 00:00:00,1,2,3,4,5,6,7,8,9,10,11", .badTimestamp, 9),
-        ("2019-01-01,1,2,3,4,5,6,7,8,9,10,11", .badTimestamp, 1),
-        ("\"2019-01-01 00:00:00,1,2,3,4,5,6,7,8,9,10,11", .badQuote, 1),
-        ("\"2019-01-01 00:00:00\"x,1,2,3,4,5,6,7,8,9,10,11", .badQuote, 22),
-    ] as [(String, RejectCode, Int)])
+    @Test(
+        arguments: [
+            ("2019-01-01 00:00:00,1,2", RejectCode.fieldCount, 24),
+            ("2019-01-01 00:00:00,1,2,3,4,5,6,7,8,9,10,11,12", .fieldCount, 47),
+            ("2019-02-30 00:00:00,1,2,3,4,5,6,7,8,9,10,11", .badTimestamp, 9),
+            ("2019-01-01,1,2,3,4,5,6,7,8,9,10,11", .badTimestamp, 1),
+            ("\"2019-01-01 00:00:00,1,2,3,4,5,6,7,8,9,10,11", .badQuote, 1),
+            ("\"2019-01-01 00:00:00\"x,1,2,3,4,5,6,7,8,9,10,11", .badQuote, 22),
+        ] as [(String, RejectCode, Int)])
     func wholeRowRejections(line: String, code: RejectCode, column: Int) throws {
         let row = try parse(line)
         #expect(row.rowError?.code == code)
@@ -71,11 +74,13 @@ import Testing
         #expect(try parse("2", terminated: true, header: CSV.header(floor: 6), floor: 6).rowError?.code == .fieldCount)
     }
 
-    @Test(arguments: [
-        ("abc", RejectCode.badNumber, 23), ("-0.01", .outOfRange, 23), ("1.23456", .tooManyDecimals, 29),
-        ("1e3", .badNumber, 24), ("1000000", .outOfRange, 29), ("1\u{0}", .nulByte, 24), ("Infinity", .badNumber, 23),
-        ("1\"", .badQuote, 24),
-    ] as [(String, RejectCode, Int)])
+    @Test(
+        arguments: [
+            ("abc", RejectCode.badNumber, 23), ("-0.01", .outOfRange, 23), ("1.23456", .tooManyDecimals, 29),
+            ("1e3", .badNumber, 24), ("1000000", .outOfRange, 29), ("1\u{0}", .nulByte, 24),
+            ("Infinity", .badNumber, 23),
+            ("1\"", .badQuote, 24),
+        ] as [(String, RejectCode, Int)])
     func badCellsAreRejectedAloneAndTheRestOfTheRowIsKept(cell: String, code: RejectCode, column: Int) throws {
         let row = try parse("2019-01-01 00:00:00,1,\(cell),3,,,,,,,,")
         #expect(row.rowError == nil)

@@ -18,7 +18,9 @@ import Testing
             // root ignores directory permissions; use a path under a regular file instead, which fails for everyone.
             let dir = TemporaryDirectory()
             dir.write("file", "x")
-            let error = #expect(throws: PipelineError.self) { try AtomicFile.write(Array("x".utf8), to: dir.path + "/file/m.json") }
+            let error = #expect(throws: PipelineError.self) {
+                try AtomicFile.write(Array("x".utf8), to: dir.path + "/file/m.json")
+            }
             #expect(error?.exitStatus == .ioError)
             #expect(error?.message.contains("file/") == true)
             return
@@ -26,7 +28,9 @@ import Testing
         let dir = TemporaryDirectory()
         chmod(dir.path, 0o555)
         defer { chmod(dir.path, 0o755) }
-        let error = #expect(throws: PipelineError.self) { try AtomicFile.write(Array("x".utf8), to: dir.path + "/m.json") }
+        let error = #expect(throws: PipelineError.self) {
+            try AtomicFile.write(Array("x".utf8), to: dir.path + "/m.json")
+        }
         #expect(error?.exitStatus == .ioError)
     }
 
@@ -38,9 +42,11 @@ import Testing
         #expect(id.hasPrefix("20190101T010000Z-"))
         let manifest = StageManifest(
             stage: .normalize, runID: id, previousRunID: nil, createdAt: "t", bemsVersion: BEMS.version, env: "dev",
-            fingerprint: "f", upstreamRunID: "u", inputs: [], chunks: [
-                ChunkRecord(file: "chunks/a.bemc", sha256: "s", bytes: 1, rows: 2, minTimestamp: 3, maxTimestamp: 4,
-                            floor: 5, day: "2019-01-01", source: "x.csv", inserts: 1, updates: nil, skips: 0)
+            fingerprint: "f", upstreamRunID: "u", inputs: [],
+            chunks: [
+                ChunkRecord(
+                    file: "chunks/a.bemc", sha256: "s", bytes: 1, rows: 2, minTimestamp: 3, maxTimestamp: 4,
+                    floor: 5, day: "2019-01-01", source: "x.csv", inserts: 1, updates: nil, skips: 0)
             ], passed: true, totals: ["readings": 2], seconds: 0.5)
         try work.publish(manifest)
         #expect(work.currentRunID(.normalize) == id)

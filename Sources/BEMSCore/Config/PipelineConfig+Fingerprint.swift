@@ -3,7 +3,8 @@ extension PipelineConfig {
     package var parsingFingerprint: String {
         let ranges = EquipmentType.allCases.map { type in
             let r = self.ranges[type]!
-            return "\(type.rawValue)=\(r.valid.lowerBound)..\(r.valid.upperBound)/\(r.plausible.lowerBound)..\(r.plausible.upperBound)"
+            return
+                "\(type.rawValue)=\(r.valid.lowerBound)..\(r.valid.upperBound)/\(r.plausible.lowerBound)..\(r.plausible.upperBound)"
         }
         return "tz=\(timeZone);maxLine=\(maxLineBytes);threshold=\(rejectThreshold);" + ranges.joined(separator: ";")
     }

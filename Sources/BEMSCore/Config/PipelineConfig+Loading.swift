@@ -124,7 +124,9 @@ private struct ConfigReader {
         if let v = top["chunk"] {
             let o = try object(v, "chunk", allowed: ["days", "maxRows", "zstdLevel"])
             if let d = o["days"] { config.chunk.days = try integer(d, "chunk.days", min: 1, max: 366) }
-            if let d = o["maxRows"] { config.chunk.maxRows = try integer(d, "chunk.maxRows", min: 1000, max: 50_000_000) }
+            if let d = o["maxRows"] {
+                config.chunk.maxRows = try integer(d, "chunk.maxRows", min: 1000, max: 50_000_000)
+            }
             if let d = o["zstdLevel"] { config.chunk.zstdLevel = try integer(d, "chunk.zstdLevel", min: 1, max: 19) }
         }
         if let v = top["ranges"] {

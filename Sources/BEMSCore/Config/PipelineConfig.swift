@@ -53,7 +53,9 @@ package struct PipelineConfig: Sendable, Equatable {
     /// The default ranges: power can't be negative; RH is a percentage; spikes like 4762.43 kW are anomalies.
     package static let defaultRanges: [EquipmentType: Range] = {
         func r(_ v: ClosedRange<Int64>, _ p: ClosedRange<Int64>) -> Range {
-            Range(valid: v.lowerBound * 10_000...v.upperBound * 10_000, plausible: p.lowerBound * 10_000...p.upperBound * 10_000)
+            Range(
+                valid: v.lowerBound * 10_000...v.upperBound * 10_000,
+                plausible: p.lowerBound * 10_000...p.upperBound * 10_000)
         }
         // Power has no upper limit of its own: anything DECIMAL(10,4) holds is valid, spikes become anomalies.
         let power = Range(valid: 0...ScaledDecimal.maxMagnitude, plausible: 0...0)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A reusable block buffer that the generator fills row by row and hands to a file or to memory in ~1 MiB blocks.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes deterministic CU-BEMS-shaped floor files: `<year>Floor<n>.csv`, header from ``FloorSchema``, one row per

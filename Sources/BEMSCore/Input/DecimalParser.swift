@@ -97,14 +97,17 @@ package enum DecimalParser {
             }
             if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"), digits > 0 {
                 return NumberParseError(
-                    code: .badNumber, offset: offset, message: "exponent notation is not accepted; write a plain decimal")
+                    code: .badNumber, offset: offset,
+                    message: "exponent notation is not accepted; write a plain decimal")
             }
             if byte == UInt8(ascii: "\"") {
                 return NumberParseError(code: .badQuote, offset: offset, message: "stray quote in a numeric cell")
             }
         }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(end, start + 40)]), as: UTF8.self)
-        return NumberParseError(code: .badNumber, offset: offset, message: "expected a decimal number, found \"\(text)\"")
+        let text = String(
+            decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(end, start + 40)]), as: UTF8.self)
+        return NumberParseError(
+            code: .badNumber, offset: offset, message: "expected a decimal number, found \"\(text)\"")
     }
 
     /// Parses a whole string (configuration values, tests). Not for hot loops.

@@ -21,16 +21,21 @@ package struct FileLayout: Sendable, Equatable {
         guard let text = String(validating: header, as: UTF8.self) else {
             throw HeaderError(column: 1, message: "the header is not UTF-8 text")
         }
-        if text.utf8.contains(0) { throw HeaderError(column: 1, message: "the header contains a NUL byte (is this a CSV file?)") }
+        if text.utf8.contains(0) {
+            throw HeaderError(column: 1, message: "the header contains a NUL byte (is this a CSV file?)")
+        }
         var fields: [SensorColumn?] = []
         var dateField: Int?
         var seen: [String: Int] = [:]
         var column = 1
         for raw in text.split(separator: ",", omittingEmptySubsequences: false) {
             var name = String(raw)
-            if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") { name = String(name.dropFirst().dropLast()) }
+            if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") {
+                name = String(name.dropFirst().dropLast())
+            }
             if let previous = seen[name] {
-                throw HeaderError(column: column, message: "column \"\(name)\" appears twice (first at column \(previous))")
+                throw HeaderError(
+                    column: column, message: "column \"\(name)\" appears twice (first at column \(previous))")
             }
             seen[name] = column
             if name == "Date" {
@@ -42,7 +47,9 @@ package struct FileLayout: Sendable, Equatable {
                 let shown = name.count > 60 ? String(name.prefix(60)) + "…" : name
                 throw HeaderError(
                     column: column,
-                    message: "unknown column \"\(shown)\" (expected Date or zN_ACk(kW), zN_Light(kW), zN_Plug(kW), zN_S1(degC|RH%|lux))")
+                    message:
+                        "unknown column \"\(shown)\" (expected Date or zN_ACk(kW), zN_Light(kW), zN_Plug(kW), zN_S1(degC|RH%|lux))"
+                )
             }
             column += raw.utf8.count + 1
         }

@@ -40,8 +40,10 @@ package enum FloorFileScanner {
             parser = try WideRowParser(layout: layout, config: config)
         }
         guard let parser else {
-            throw HeaderFailure(diagnostic: Diagnostic(
-                code: .fieldCount, file: input.name, line: 1, column: 1, message: "the file is empty: no header line"))
+            throw HeaderFailure(
+                diagnostic: Diagnostic(
+                    code: .fieldCount, file: input.name, line: 1, column: 1,
+                    message: "the file is empty: no header line"))
         }
         return ScannedFile(
             layout: parser.layout, sha256: reader.finalizeDigest(), bytes: reader.bytesRead, hadBOM: reader.hadBOM)
@@ -49,7 +51,8 @@ package enum FloorFileScanner {
 
     private static func header(_ line: Line, input: InputFile) throws -> FileLayout {
         func failure(_ code: RejectCode, _ column: Int, _ message: String) -> HeaderFailure {
-            HeaderFailure(diagnostic: Diagnostic(code: code, file: input.name, line: 1, column: column, message: message))
+            HeaderFailure(
+                diagnostic: Diagnostic(code: code, file: input.name, line: 1, column: column, message: message))
         }
         let b = line.bytes
         if b.count >= 2, (b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF) {

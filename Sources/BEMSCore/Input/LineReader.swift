@@ -90,7 +90,8 @@ package final class LineReader {
                 if skipping {
                     skippedLength += nl - scan
                     try skippedPrefix.withUnsafeBytes { prefix in
-                        try body(Line(bytes: prefix, number: skippedNumber, terminated: true, overlongLength: skippedLength))
+                        try body(
+                            Line(bytes: prefix, number: skippedNumber, terminated: true, overlongLength: skippedLength))
                     }
                     skipping = false
                     skippedPrefix = []
@@ -100,13 +101,15 @@ package final class LineReader {
                     if end > start, buffer[end - 1] == 0x0D { end -= 1 }
                     let length = end - start
                     if length > maxLineBytes {
-                        try body(Line(
-                            bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<(start + maxLineBytes)]),
-                            number: lineNumber, terminated: true, overlongLength: length))
+                        try body(
+                            Line(
+                                bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<(start + maxLineBytes)]),
+                                number: lineNumber, terminated: true, overlongLength: length))
                     } else {
-                        try body(Line(
-                            bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<end]),
-                            number: lineNumber, terminated: true, overlongLength: nil))
+                        try body(
+                            Line(
+                                bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<end]),
+                                number: lineNumber, terminated: true, overlongLength: nil))
                     }
                 }
                 start = nl + 1
@@ -116,16 +119,20 @@ package final class LineReader {
                 if skipping {
                     skippedLength += filled - start
                     try skippedPrefix.withUnsafeBytes { prefix in
-                        try body(Line(bytes: prefix, number: skippedNumber, terminated: false, overlongLength: skippedLength))
+                        try body(
+                            Line(bytes: prefix, number: skippedNumber, terminated: false, overlongLength: skippedLength)
+                        )
                     }
                 } else if start < filled {
                     lineNumber += 1
                     var end = filled
                     if buffer[end - 1] == 0x0D { end -= 1 }
                     let length = end - start
-                    try body(Line(
-                        bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<min(end, start + maxLineBytes)]),
-                        number: lineNumber, terminated: false, overlongLength: length > maxLineBytes ? length : nil))
+                    try body(
+                        Line(
+                            bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<min(end, start + maxLineBytes)]),
+                            number: lineNumber, terminated: false, overlongLength: length > maxLineBytes ? length : nil)
+                    )
                 }
                 return
             }

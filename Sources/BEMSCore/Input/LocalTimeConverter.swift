@@ -15,7 +15,8 @@ package struct LocalTimeConverter: Sendable {
     /// - Throws: ``PipelineError`` (usage) when the zone name is unknown.
     package init(identifier: String) throws {
         guard let zone = TimeZone(identifier: identifier) else {
-            throw PipelineError.usage("unknown time zone \"\(identifier)\" (expected an IANA name such as Asia/Bangkok)")
+            throw PipelineError.usage(
+                "unknown time zone \"\(identifier)\" (expected an IANA name such as Asia/Bangkok)")
         }
         self.identifier = identifier
         self.zone = zone

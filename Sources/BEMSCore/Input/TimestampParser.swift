@@ -17,7 +17,8 @@ package enum TimestampParser {
         _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int
     ) throws(TimestampParseError) -> Int64 {
         guard end - start == length else {
-            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(end, start + 40)]), as: UTF8.self)
+            let text = String(
+                decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(end, start + 40)]), as: UTF8.self)
             throw TimestampParseError(
                 offset: 0, message: "expected a timestamp YYYY-MM-DD HH:MM:SS, found \"\(text)\"")
         }
@@ -52,7 +53,9 @@ package enum TimestampParser {
         guard year >= 1900, year <= 2199 else {
             throw TimestampParseError(offset: 0, message: "year \(year) is outside 1900–2199")
         }
-        guard month >= 1, month <= 12 else { throw TimestampParseError(offset: 5, message: "month \(month) does not exist") }
+        guard month >= 1, month <= 12 else {
+            throw TimestampParseError(offset: 5, message: "month \(month) does not exist")
+        }
         guard day >= 1, day <= daysInMonth(year: year, month: month) else {
             throw TimestampParseError(offset: 8, message: "day \(day) does not exist in \(year)-\(pad2(month))")
         }

@@ -132,7 +132,8 @@ package struct WideRowParser {
                 }
                 guard j < n else {
                     row.rowError = CellError(
-                        code: .badQuote, column: fieldStart + 1, sensorID: nil, message: "quote opened here is never closed")
+                        code: .badQuote, column: fieldStart + 1, sensorID: nil,
+                        message: "quote opened here is never closed")
                     return
                 }
                 contentStart = pos + 1
@@ -173,7 +174,9 @@ package struct WideRowParser {
                 let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<min(n, 40)]), as: UTF8.self)
                 row.rowError = CellError(
                     code: .truncatedLine, column: n + 1, sensorID: nil,
-                    message: "last line \"\(text)\" ends without a newline after \(field) of \(expected) fields: the file was cut off")
+                    message:
+                        "last line \"\(text)\" ends without a newline after \(field) of \(expected) fields: the file was cut off"
+                )
             } else {
                 row.rowError = CellError(
                     code: .fieldCount, column: n + 1, sensorID: nil,
@@ -200,11 +203,13 @@ package struct WideRowParser {
                 let sensor = layout.columns[column]
                 let range = validRanges[column]
                 kinds[column] = .rejected
-                row.cellErrors.append(CellError(
-                    code: .outOfRange, column: start + 1, sensorID: sensor.sensorID,
-                    message: "\(ScaledDecimal.format(value)) \(sensor.equipmentType.unit) is outside the valid range "
-                        + "[\(ScaledDecimal.format(range.lowerBound)), \(ScaledDecimal.format(range.upperBound))] "
-                        + "of \(sensor.equipmentType.rawValue) (column \(sensor.header))"))
+                row.cellErrors.append(
+                    CellError(
+                        code: .outOfRange, column: start + 1, sensorID: sensor.sensorID,
+                        message:
+                            "\(ScaledDecimal.format(value)) \(sensor.equipmentType.unit) is outside the valid range "
+                            + "[\(ScaledDecimal.format(range.lowerBound)), \(ScaledDecimal.format(range.upperBound))] "
+                            + "of \(sensor.equipmentType.rawValue) (column \(sensor.header))"))
                 return
             }
             values[column] = value
@@ -219,9 +224,10 @@ package struct WideRowParser {
             }
             let sensor = layout.columns[column]
             kinds[column] = .rejected
-            row.cellErrors.append(CellError(
-                code: error.code, column: start + error.offset + 1, sensorID: sensor.sensorID,
-                message: "\(error.message) (column \(sensor.header))"))
+            row.cellErrors.append(
+                CellError(
+                    code: error.code, column: start + error.offset + 1, sensorID: sensor.sensorID,
+                    message: "\(error.message) (column \(sensor.header))"))
         }
     }
 

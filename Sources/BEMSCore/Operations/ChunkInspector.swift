@@ -1,3 +1,5 @@
+import Foundation
+
 /// Renders a chunk for people and for other tools: its header as text and its rows as CSV.
 ///
 /// This keeps archived chunks usable without the pipeline's internals: `bems inspect CHUNK > rows.csv`.
@@ -41,7 +43,8 @@ package enum ChunkInspector {
         for i in 0..<data.count {
             let sensor = Int(data.sensorIndexes[i])
             let (floor, type, unit) = described[sensor]
-            var line = formatTime(data.timestamps[i], converter) + "," + data.sensorIDs[sensor] + "," + floor + ","
+            var line =
+                formatTime(data.timestamps[i], converter) + "," + data.sensorIDs[sensor] + "," + floor + ","
                 + type + "," + ScaledDecimal.format(data.values[i]) + "," + unit + "," + data.statuses[i].label
             if let actions = data.actions {
                 let previous = data.previousValues?[i].map(ScaledDecimal.format) ?? ""
@@ -64,5 +67,3 @@ package enum ChunkInspector {
         return text.replacingOccurrences(of: " ", with: "T") + (offset == 0 ? "Z" : "\(sign)\(hh):\(mm)")
     }
 }
-
-import Foundation

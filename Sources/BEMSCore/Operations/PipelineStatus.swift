@@ -49,15 +49,17 @@ package enum PipelineStatus {
             var changed: String?
             switch stage {
             case .validate:
-                if let hashed, ValidateStage.makeFingerprint(hashed.map { ($0.file, $0.sha256) }, config: config)
-                    != manifest.fingerprint
+                if let hashed,
+                    ValidateStage.makeFingerprint(hashed.map { ($0.file, $0.sha256) }, config: config)
+                        != manifest.fingerprint
                 {
                     changed = "inputs or settings changed since this run"
                 }
             case .normalize:
                 if let hashed,
                     Fingerprint.make(
-                        .normalize, [config.parsingFingerprint, config.chunkingFingerprint] + hashed.map(\.fingerprintLine))
+                        .normalize,
+                        [config.parsingFingerprint, config.chunkingFingerprint] + hashed.map(\.fingerprintLine))
                         != manifest.fingerprint
                 {
                     changed = "inputs or settings changed since this run"

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Inputs of the parsing stages (validate, normalize) with their hashes.
 package struct HashedInput: Sendable, Equatable {
     package var file: InputFile
@@ -46,8 +48,6 @@ package func parallelMap<T: Sendable>(
         return results.map { $0! }
     }
 }
-
-import Foundation
 
 /// The number of cores to use for file-level parallelism.
 package enum ProcessInfoCores {

@@ -5,8 +5,9 @@
 public enum BenchmarkEntryPoints {
     /// Generated CSV text of one floor: `days` days from 2019-03-04.
     public static func sampleCSV(floor: Int, days: Int, seed: UInt64 = 7) throws -> [UInt8] {
-        let generator = SampleGenerator(configuration: SampleConfiguration(
-            start: CivilDate(year: 2019, month: 3, day: 4)!, days: days, floors: [floor], seed: seed))
+        let generator = SampleGenerator(
+            configuration: SampleConfiguration(
+                start: CivilDate(year: 2019, month: 3, day: 4)!, days: days, floors: [floor], seed: seed))
         return try generator.render().first!.bytes
     }
 

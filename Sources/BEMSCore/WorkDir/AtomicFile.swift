@@ -17,9 +17,13 @@ package enum AtomicFile {
     ///   `false` and call ``syncFileSystem(containing:)`` once at the end, which is much faster than an `fsync` each.
     /// - Throws: ``PipelineError`` (exit 74) naming the path and the system error, e.g. a full or read-only disk. No
     ///   partial file is left behind.
-    package static func write(_ bytes: some Collection<UInt8>, to path: String, durable: Bool = true) throws(PipelineError) {
+    package static func write(_ bytes: some Collection<UInt8>, to path: String, durable: Bool = true)
+        throws(PipelineError)
+    {
         let directory = (path as NSString).deletingLastPathComponent
-        let temp = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let temp =
+            (directory.isEmpty ? "." : directory)
+            + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ioError("cannot create", temp) }
         var ok = false

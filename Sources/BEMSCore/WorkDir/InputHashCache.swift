@@ -14,7 +14,8 @@ package struct InputHashCache {
 
     package init(workDir: WorkDir) {
         path = workDir.root + "/input-hashes.json"
-        entries = (try? JSONDecoder().decode([String: Entry].self, from: Data(contentsOf: URL(fileURLWithPath: path)))) ?? [:]
+        entries =
+            (try? JSONDecoder().decode([String: Entry].self, from: Data(contentsOf: URL(fileURLWithPath: path)))) ?? [:]
     }
 
     /// The cached hash when the file's size and mtime are unchanged.

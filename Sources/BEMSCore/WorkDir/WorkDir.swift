@@ -21,7 +21,9 @@ package struct WorkDir: Sendable {
 
     package func stageDirectory(_ stage: Stage) -> String { "\(root)/\(stage.rawValue)" }
     package func runDirectory(_ stage: Stage, _ runID: String) -> String { "\(stageDirectory(stage))/runs/\(runID)" }
-    package func manifestPath(_ stage: Stage, _ runID: String) -> String { runDirectory(stage, runID) + "/manifest.json" }
+    package func manifestPath(_ stage: Stage, _ runID: String) -> String {
+        runDirectory(stage, runID) + "/manifest.json"
+    }
 
     /// The run id `<stage>/CURRENT` names, or `nil` when the stage never ran (or was rolled back to nothing).
     package func currentRunID(_ stage: Stage) -> String? {
@@ -86,7 +88,8 @@ package struct WorkDir: Sendable {
         }
         var log = rolledBackRunIDs(stage)
         log.insert(current.runID)
-        try AtomicFile.write(Array((log.sorted().joined(separator: "\n") + "\n").utf8), to: stageDirectory(stage) + "/ROLLED_BACK")
+        try AtomicFile.write(
+            Array((log.sorted().joined(separator: "\n") + "\n").utf8), to: stageDirectory(stage) + "/ROLLED_BACK")
         try setCurrent(stage, target)
         return (current.runID, target)
     }

@@ -67,7 +67,8 @@ package enum NormalizeStage {
             createdAt: ISO8601DateFormatter().string(from: started), bemsVersion: BEMS.version, env: options.env,
             fingerprint: fingerprint, upstreamRunID: validation.runID,
             inputs: inputs.map {
-                InputRecord(path: $0.file.path, name: $0.file.name, floor: $0.file.floor, sha256: $0.sha256, bytes: $0.bytes)
+                InputRecord(
+                    path: $0.file.path, name: $0.file.name, floor: $0.file.floor, sha256: $0.sha256, bytes: $0.bytes)
             },
             chunks: chunks, passed: true, totals: totals, seconds: Date().timeIntervalSince(started))
         try work.publish(manifest)
@@ -88,7 +89,8 @@ package enum NormalizeStage {
         let report = try? AtomicFile.readJSON(
             ValidationReport.self, from: work.runDirectory(.validate, validation.runID) + "/report.json")
         for input in inputs {
-            guard let record = validation.inputs.first(where: { $0.path == input.file.path }), record.sha256 == input.sha256
+            guard let record = validation.inputs.first(where: { $0.path == input.file.path }),
+                record.sha256 == input.sha256
             else {
                 throw PipelineError.noInput(
                     "\(input.file.path) has not been validated, or changed since validate run \(validation.runID): "
@@ -120,7 +122,8 @@ package enum NormalizeStage {
                 builder.append(sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .normal)
             case .anomaly:
                 anomalies += 1
-                builder.append(sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .anomaly)
+                builder.append(
+                    sensorIndex: UInt32(column), timestamp: time, value: row.values[column], status: .anomaly)
             case .missing, .rejected:
                 continue
             }
@@ -151,10 +154,11 @@ package enum NormalizeStage {
             ]
             let bytes = try ChunkWriter.encode(builder, level: Int32(config.chunk.zstdLevel))
             try ChunkFile.write(bytes, to: runDirectory + "/" + name, durable: false)
-            chunks.append(ChunkRecord(
-                file: name, sha256: Digest.sha256Hex(bytes), bytes: bytes.count, rows: builder.count,
-                minTimestamp: builder.timestamps.min()!, maxTimestamp: builder.timestamps.max()!,
-                floor: input.file.floor, day: day, source: input.file.name))
+            chunks.append(
+                ChunkRecord(
+                    file: name, sha256: Digest.sha256Hex(bytes), bytes: bytes.count, rows: builder.count,
+                    minTimestamp: builder.timestamps.min()!, maxTimestamp: builder.timestamps.max()!,
+                    floor: input.file.floor, day: day, source: input.file.name))
             let sensors = builder.sensorIDs
             builder = ChunkData(sensorIDs: sensors)
             builder.reserveCapacity(50_000)

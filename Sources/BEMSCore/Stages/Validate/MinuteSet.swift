@@ -7,7 +7,8 @@ struct MinuteSet {
 
     /// Inserts a minute; returns false when it was already there.
     mutating func insert(_ minute: Int64) -> Bool {
-        let page = minute >= 0 ? minute / Int64(Self.pageBits) : (minute - Int64(Self.pageBits) + 1) / Int64(Self.pageBits)
+        let page =
+            minute >= 0 ? minute / Int64(Self.pageBits) : (minute - Int64(Self.pageBits) + 1) / Int64(Self.pageBits)
         let bit = Int(minute - page * Int64(Self.pageBits))
         if pages[page] == nil { pages[page] = Array(repeating: 0, count: Self.pageBits / 64) }
         let mask: UInt64 = 1 << UInt64(bit & 63)

@@ -41,7 +41,8 @@ package enum ValidateStage {
         let work = WorkDir(root: config.workDir)
         let lock = try WorkDirLock(directory: work.root)
         defer { withExtendedLifetime(lock) {} }
-        let sources = options.inputs.isEmpty ? config.sources : options.inputs.map { PipelineConfig.Source(path: $0, floor: nil) }
+        let sources =
+            options.inputs.isEmpty ? config.sources : options.inputs.map { PipelineConfig.Source(path: $0, floor: nil) }
         let inputs = try InputFile.resolve(sources)
         var cache = InputHashCache(workDir: work)
         // Up-to-date check from cached hashes only: a file whose size or mtime changed is scanned (and hashed on the
@@ -71,8 +72,12 @@ package enum ValidateStage {
             func add(_ index: Int) {
                 let input = inputs[index]
                 group.addTask {
-                    (index, try validateFile(input, config: config, deadLetters: "\(runDir)/parts/\(index).jsonl",
-                                             maxDiagnostics: options.maxDiagnostics))
+                    (
+                        index,
+                        try validateFile(
+                            input, config: config, deadLetters: "\(runDir)/parts/\(index).jsonl",
+                            maxDiagnostics: options.maxDiagnostics)
+                    )
                 }
             }
             while next < width {
@@ -92,7 +97,8 @@ package enum ValidateStage {
         // One dead-letter file, in input order.
         let deadLetterPath = runDir + "/dead-letter.jsonl"
         FileManager.default.createFile(atPath: deadLetterPath, contents: nil)
-        let out = try FileHandle(forWritingAtPath: deadLetterPath).unwrap(or: PipelineError.io("\(deadLetterPath): cannot create"))
+        let out = try FileHandle(forWritingAtPath: deadLetterPath).unwrap(
+            or: PipelineError.io("\(deadLetterPath): cannot create"))
         for index in inputs.indices {
             let part = "\(runDir)/parts/\(index).jsonl"
             if let data = FileManager.default.contents(atPath: part), !data.isEmpty { try out.write(contentsOf: data) }
@@ -158,8 +164,10 @@ package enum ValidateStage {
         func reject(_ error: CellError, _ line: Line) throws {
             try writer.append(file: input.name, line: line, error: error)
             if diagnostics.count < maxDiagnostics {
-                diagnostics.append(Diagnostic(
-                    code: error.code, file: input.name, line: line.number, column: error.column, message: error.message))
+                diagnostics.append(
+                    Diagnostic(
+                        code: error.code, file: input.name, line: line.number, column: error.column,
+                        message: error.message))
             }
         }
 
