@@ -223,6 +223,8 @@ struct ChunkLoader {
     }
 
     /// Adds the chunk's count and value-sum deltas to `sensor_day_stats`, creating missing sensor-days from the table.
+    /// Concurrent workers may touch the same sensor-day (chunks that straddle a day): a stats row created by another
+    /// transaction meanwhile is detected by ON CONFLICT, which then adds this chunk's delta to it.
     private func applyStats(_ data: ChunkData, tz: String, q: String) throws {
         struct Key: Hashable {
             var sensor: UInt32
@@ -276,6 +278,11 @@ struct ChunkLoader {
                   AND r."timestamp" < ((d.day + 1)::timestamp AT TIME ZONE \(tz))
             ) a
             WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.sensor_id = d.sensor_id AND upd.day = d.day)
+            ON CONFLICT (sensor_id, day) DO UPDATE
+                SET reading_count = \(q).sensor_day_stats.reading_count + (SELECT d.c FROM d
+                        WHERE d.sensor_id = excluded.sensor_id AND d.day = excluded.day),
+                    value_sum = \(q).sensor_day_stats.value_sum + (SELECT d.v FROM d
+                        WHERE d.sensor_id = excluded.sensor_id AND d.day = excluded.day)
             """,
             parameters: [pgArray(sensors), pgArray(buckets), pgArray(counts), pgArray(sums)])
     }
