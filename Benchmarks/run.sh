@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # make bench: end-to-end figures of the file stages on generated data, with same-run baselines.
-#   BENCH_DAYS   days of all 7 floors to generate (default 62, about 90 MB of CSV)
+#   BENCH_DAYS   days of all 7 floors to generate (default 31, a month: about 42 MB of CSV, 7.7 M readings)
+#   BENCH_DB=0   skip the database stages; BENCH_MICRO=0 skip the package-benchmark suite
 # Prints MB/s and readings/s per stage, peak RSS (from /usr/bin/time -v), bytes per reading of the chunks against
 # Parquet (zstd 3, pyarrow) of the same readings, and validate's speed as a ratio of pyarrow.csv.read_csv.
 # Then runs the package-benchmark micro benchmarks (Benchmarks/Package.swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-days=${BENCH_DAYS:-62}
+days=${BENCH_DAYS:-31}
 out=${BENCH_OUT:-$root/.build/bench}
 rm -rf "$out"; mkdir -p "$out"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
@@ -97,6 +98,8 @@ print(f"pipeline validate..refresh {total:.2f} s = {total/base:.2f}x the COPY pa
 print(f"load stage alone {stage['load']:.2f} s = {stage['load']/copy_s:.2f}x the COPY step (target < 1.0x)")
 PY
   psql "$bems_url" -qAt -c "SELECT pg_size_pretty(pg_total_relation_size('sensor_readings'))" 2>/dev/null | sed 's/^/sensor_readings size: /' || true
+  echo "queries on the loaded database ($nread readings):"
+  bash Benchmarks/queries.sh "$bems_url" 40
 fi
 
 if [ "${BENCH_MICRO:-1}" = "1" ]; then

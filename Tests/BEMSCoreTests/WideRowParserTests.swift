@@ -116,4 +116,30 @@ import Testing
         }
         #expect(row.rowError?.code == .lineTooLong)
     }
+
+    @Test func theFastAndTheGeneralNumberPathsAgree() throws {
+        var rng = SampleRandom(seed: 11)
+        let pieces = ["0", "00", "1", "12", "123456", "1234567", "0000012", "-", "", ".", "5", "99", "1000000"]
+        let fractions = ["", ".", ".0", ".5", ".25", ".1234", ".12345", ".10000", ".00001", ".9999"]
+        for _ in 0..<3000 {
+            let cells = (0..<11).map { _ in
+                pieces[Int(rng.next() % UInt64(pieces.count))] + fractions[Int(rng.next() % UInt64(fractions.count))]
+            }
+            let row = try parse("2019-01-01 00:00:00," + cells.joined(separator: ","))
+            #expect(row.rowError == nil)
+            for (c, cell) in cells.enumerated() {
+                if cell.isEmpty {
+                    #expect(row.kinds[c] == .missing)
+                    continue
+                }
+                let expected = try? DecimalParser.parse(cell)
+                if let expected, expected >= 0 {
+                    #expect(row.kinds[c] != .rejected && row.kinds[c] != .missing, "\(cell)")
+                    #expect(row.values[c] == expected, "\(cell)")
+                } else {
+                    #expect(row.kinds[c] == .rejected, "\(cell)")
+                }
+            }
+        }
+    }
 }

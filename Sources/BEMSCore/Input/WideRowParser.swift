@@ -145,6 +145,21 @@ package struct WideRowParser {
                     return
                 }
             } else {
+                // Fast path for the common cell, a plain decimal within range: parsed while finding its end, in
+                // one pass. Anything else (empty, errors, leading zeros, trailing zeros past 4 places) falls through
+                // to the general path below, which gives the same values and the located errors.
+                if field < expected, case let column = columnOfField[field], column >= 0,
+                    let (value, end) = Self.plainDecimal(b, from: pos, to: n), validRanges[column].contains(value)
+                {
+                    values[column] = value
+                    kinds[column] = plausibleRanges[column].contains(value) ? .normal : .anomaly
+                    row.readings += 1
+                    pos = end
+                    field += 1
+                    if pos >= n { break }
+                    pos += 1
+                    continue
+                }
                 while pos < n, b[pos] != UInt8(ascii: ",") { pos += 1 }
                 contentEnd = pos
             }
@@ -229,6 +244,56 @@ package struct WideRowParser {
                     code: error.code, column: start + error.offset + 1, sensorID: sensor.sensorID,
                     message: "\(error.message) (column \(sensor.header))"))
         }
+    }
+
+    /// Powers of ten that scale 0–4 decimal places to 4.
+    private static let scaleUp: (Int64, Int64, Int64, Int64, Int64) = (10_000, 1_000, 100, 10, 1)
+
+    /// Parses `[-]digits[.digits]` up to the next comma or `end`, at most 6 whole and 4 decimal digits.
+    ///
+    /// - Returns: The scaled value and the position of the comma (or `end`), or `nil` for anything else.
+    @inline(__always)
+    private static func plainDecimal(_ b: UnsafeRawBufferPointer, from start: Int, to end: Int) -> (Int64, Int)? {
+        var i = start
+        var negative = false
+        if i < end, b[i] == UInt8(ascii: "-") {
+            negative = true
+            i += 1
+        }
+        var whole: Int64 = 0
+        let wholeStart = i
+        while i < end {
+            let d = b[i] &- UInt8(ascii: "0")
+            guard d < 10 else { break }
+            whole = whole &* 10 &+ Int64(d)
+            i += 1
+        }
+        let wholeDigits = i - wholeStart
+        guard wholeDigits <= 6 else { return nil }
+        var fraction: Int64 = 0
+        var places = 0
+        if i < end, b[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < end {
+                let d = b[i] &- UInt8(ascii: "0")
+                guard d < 10 else { break }
+                guard places < 4 else { return nil }
+                fraction = fraction &* 10 &+ Int64(d)
+                places += 1
+                i += 1
+            }
+        }
+        guard wholeDigits + places > 0, i == end || b[i] == UInt8(ascii: ",") else { return nil }
+        let factor: Int64
+        switch places {
+        case 0: factor = scaleUp.0
+        case 1: factor = scaleUp.1
+        case 2: factor = scaleUp.2
+        case 3: factor = scaleUp.3
+        default: factor = scaleUp.4
+        }
+        let magnitude = whole &* 10_000 &+ fraction &* factor
+        return (negative ? -magnitude : magnitude, i)
     }
 
     /// `NaN` in any case: how pandas and R sometimes write a missing value. Treated as an empty cell.
