@@ -21,6 +21,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("ledger-schema"), help: ArgumentHelp("The ledger schema.", visibility: .hidden))
     var ledgerSchema = Schema.defaultLedgerSchema
 
+    @Option(help: "Chunks loaded at once, each on its own connection (default: one per core, at most 4).")
+    var workers: Int?
+
     @Flag(name: .customLong("skip-verify"), help: "Do not run verify after loading.")
     var skipVerify = false
 
@@ -37,6 +40,7 @@ struct LoadCommand: AsyncParsableCommand {
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify
             options.dropIndexesOnFirstLoad = !keepIndexes
+            if let workers { options.workers = max(1, min(workers, 64)) }
             let result = try await LoadStage.run(options, logger: logger)
             if result.upToDate {
                 print(

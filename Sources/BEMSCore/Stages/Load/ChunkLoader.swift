@@ -278,6 +278,7 @@ struct ChunkLoader {
                   AND r."timestamp" < ((d.day + 1)::timestamp AT TIME ZONE \(tz))
             ) a
             WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.sensor_id = d.sensor_id AND upd.day = d.day)
+            ORDER BY d.sensor_id, d.day
             ON CONFLICT (sensor_id, day) DO UPDATE
                 SET reading_count = \(q).sensor_day_stats.reading_count + (SELECT d.c FROM d
                         WHERE d.sensor_id = excluded.sensor_id AND d.day = excluded.day),

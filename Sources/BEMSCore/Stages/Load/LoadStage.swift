@@ -183,6 +183,26 @@ package enum LoadStage {
             maxChunkSeconds: maxSeconds, verify: report, exitStatus: status)
     }
 
+    /// Loads one chunk; a deadlock or serialization failure (40P01, 40001) rolled the chunk's transaction back
+    /// whole, so it is retried, up to 3 times. Workers take disjoint floor-days, so this only happens when chunks
+    /// straddle days and two workers update the same `sensor_day_stats` rows.
+    static func loadRetryingConflicts(
+        _ loader: inout ChunkLoader, _ data: ChunkData, chunk: ChunkRecord, logger: Logger
+    ) throws -> ChunkLoader.Outcome {
+        var attempt = 0
+        while true {
+            do {
+                return try loader.load(data, name: chunk.file, sha256: chunk.sha256)
+            } catch let error as PostgresError where ["40P01", "40001"].contains(error.sqlState ?? "") && attempt < 3 {
+                attempt += 1
+                logger.warning(
+                    "chunk retried after a transaction conflict",
+                    metadata: ["chunk": "\(chunk.file)", "sqlstate": "\(error.sqlState ?? "")", "attempt": "\(attempt)"])
+                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+            }
+        }
+    }
+
     /// Loads chunks on up to `workers` connections; the first failure stops the others after their current chunk
     /// (whose transaction either committed whole or rolled back whole).
     static func loadChunks(
@@ -206,7 +226,7 @@ package enum LoadStage {
                     } catch let error as ChunkError {
                         throw PipelineError.io("chunk \(chunk.file): \(error)")
                     }
-                    let outcome = try loader.load(data, name: chunk.file, sha256: chunk.sha256)
+                    let outcome = try loadRetryingConflicts(&loader, data, chunk: chunk, logger: logger)
                     let seconds = Date().timeIntervalSince(t0)
                     progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
                     logger.info(

@@ -96,9 +96,9 @@ package enum ValidateStage {
 
         // One dead-letter file, in input order.
         let deadLetterPath = runDir + "/dead-letter.jsonl"
-        FileManager.default.createFile(atPath: deadLetterPath, contents: nil)
-        let out = try FileHandle(forWritingAtPath: deadLetterPath).unwrap(
-            or: PipelineError.io("\(deadLetterPath): cannot create"))
+        guard FileManager.default.createFile(atPath: deadLetterPath, contents: nil),
+            let out = FileHandle(forWritingAtPath: deadLetterPath)
+        else { throw PipelineError.io("\(deadLetterPath): cannot create") }
         for index in inputs.indices {
             let part = "\(runDir)/parts/\(index).jsonl"
             if let data = FileManager.default.contents(atPath: part), !data.isEmpty { try out.write(contentsOf: data) }
@@ -224,13 +224,5 @@ package enum ValidateStage {
         report.rejectedShare = report.rows == 0 ? 0 : Double(report.rejectedRecords) / Double(report.rows)
         report.passed = report.headerError == nil && report.rejectedShare <= config.rejectThreshold
         return FileOutcome(report: report, diagnostics: diagnostics)
-    }
-}
-
-extension Optional {
-    /// Unwraps or throws the given error.
-    package func unwrap(or error: @autoclosure () -> any Error) throws -> Wrapped {
-        guard let value = self else { throw error() }
-        return value
     }
 }
