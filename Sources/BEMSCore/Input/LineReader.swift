@@ -59,10 +59,7 @@ package final class LineReader {
 
     /// The SHA-256 of the bytes read, as lowercase hex. Call after ``forEachLine(_:)``.
     package func finalizeDigest() -> String {
-        hasher.finalize().map { byte in
-            let s = String(byte, radix: 16)
-            return byte < 16 ? "0" + s : s
-        }.joined()
+        Digest.hex(hasher.finalize())
     }
 
     /// Calls `body` for each line in order.
