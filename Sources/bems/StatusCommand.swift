@@ -18,7 +18,7 @@ struct StatusCommand: AsyncParsableCommand {
         case .normalize: keys = ["readings", "bytes"]
         case .dedupe: keys = ["inserts", "updates", "skips", "conflicts"]
         case .load: keys = ["inserted", "updated", "chunksLoaded"]
-        case .refresh: keys = ["milliseconds"]
+        case .refresh: keys = ["refreshMilliseconds", "aggregateRows"]
         }
         var parts = keys.compactMap { key in s.totals?[key].map { "\(key) \($0)" } }
         if let verify = s.verify { parts.append("verify \(verify)") }

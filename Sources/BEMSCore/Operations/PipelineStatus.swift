@@ -42,7 +42,7 @@ package enum PipelineStatus {
             status.createdAt = manifest.createdAt
             status.totals = manifest.totals
             status.passed = manifest.passed
-            status.chunks = stage == .validate || stage == .refresh ? nil : manifest.chunks.count
+            status.chunks = [.validate, .load, .refresh].contains(stage) ? nil : manifest.chunks.count
             if stage == .load {
                 status.verify = verifyResult(work.runDirectory(.load, manifest.runID) + "/verify.json")
             }
