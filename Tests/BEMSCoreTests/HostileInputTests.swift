@@ -180,6 +180,23 @@ struct HostileCase: Decodable, Sendable, CustomTestStringConvertible {
         withExtendedLifetime(dir) {}
     }
 
+    /// Found by FuzzScanner (Fuzz/corpus/FuzzScanner/regression-overlong-crlf-length): an over-long CRLF line that
+    /// crossed a read block was reported one byte longer (its `\r` counted) than the same line inside one block.
+    @Test(arguments: [16, 100, 128, 200, 1 << 20])
+    func anOverlongCRLFLineHasTheSameLengthWhereverTheBlocksEnd(blockSize: Int) throws {
+        let dir = TemporaryDirectory()
+        var text = "head\r\n"
+        for length in [65, 79, 127, 128, 129, 300] {
+            text += String(repeating: "x", count: length) + "\r\n"
+        }
+        text += String(repeating: "y", count: 200) + "\r"  // unterminated, CR kept out too
+        let path = dir.write("2019Floor1.csv", text)
+        let reader = try LineReader(path: path, maxLineBytes: 64, blockSize: blockSize)
+        var lengths: [Int?] = []
+        try reader.forEachLine { lengths.append($0.overlongLength) }
+        #expect(lengths == [nil, 65, 79, 127, 128, 129, 300, 200])
+    }
+
     @Test func aTenMegabyteFileWithoutANewlineIsAHeaderError() async throws {
         let (dir, config) = stage("2019Floor1.csv", bytes: Array(repeating: UInt8(ascii: "x"), count: 10_000_000))
         let result = try await validate(config)

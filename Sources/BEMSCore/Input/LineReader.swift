@@ -80,6 +80,7 @@ package final class LineReader {
         var skippedLength = 0
         var skippedNumber = 0
         var skippedPrefix: [UInt8] = []  // the first maxLineBytes bytes of an over-long line
+        var skippedEndsWithCR = false  // the last byte counted in skippedLength is `\r`
 
         while true {
             // Emit every complete line in buffer[start..<filled].
@@ -89,6 +90,8 @@ package final class LineReader {
                 let nl = buffer.baseAddress!.distance(to: UnsafeMutableRawPointer(hit))
                 if skipping {
                     skippedLength += nl - scan
+                    // The `\r` of a CRLF is not part of the line, even when it ended the previous block.
+                    if nl > scan ? buffer[nl - 1] == 0x0D : skippedEndsWithCR { skippedLength -= 1 }
                     try skippedPrefix.withUnsafeBytes { prefix in
                         try body(
                             Line(bytes: prefix, number: skippedNumber, terminated: true, overlongLength: skippedLength))
@@ -118,6 +121,7 @@ package final class LineReader {
             if eof {
                 if skipping {
                     skippedLength += filled - start
+                    if filled > start ? buffer[filled - 1] == 0x0D : skippedEndsWithCR { skippedLength -= 1 }
                     try skippedPrefix.withUnsafeBytes { prefix in
                         try body(
                             Line(bytes: prefix, number: skippedNumber, terminated: false, overlongLength: skippedLength)
@@ -142,9 +146,11 @@ package final class LineReader {
                 skipping = true
                 skippedNumber = lineNumber
                 skippedLength = filled - start
+                skippedEndsWithCR = buffer[filled - 1] == 0x0D
                 skippedPrefix = Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + maxLineBytes)]))
                 start = filled
             } else if skipping {
+                if filled > start { skippedEndsWithCR = buffer[filled - 1] == 0x0D }
                 skippedLength += filled - start
                 start = filled
             }
