@@ -197,6 +197,21 @@ struct HostileCase: Decodable, Sendable, CustomTestStringConvertible {
         #expect(lengths == [nil, 65, 79, 127, 128, 129, 300, 200])
     }
 
+    /// Found by FuzzScanner (Fuzz/corpus/FuzzScanner/regression-limit-line-crlf-across-blocks): a line of exactly
+    /// `maxLineBytes` bytes whose `\r\n` fell in the next read block was rejected as over-long.
+    @Test func aLineOfExactlyTheLimitWithCRLFIsNeverOverlong() throws {
+        let dir = TemporaryDirectory()
+        for pad in 0..<64 {
+            let text = String(repeating: "p", count: pad) + "\n" + String(repeating: "y", count: 64) + "\r\nz\n"
+            let path = dir.write("pad\(pad).csv", text)
+            let reader = try LineReader(path: path, maxLineBytes: 64, blockSize: 16)  // 128-byte blocks
+            var lines: [(String, Int?)] = []
+            try reader.forEachLine { lines.append((String(decoding: $0.bytes, as: UTF8.self), $0.overlongLength)) }
+            #expect(lines.map(\.0) == [String(repeating: "p", count: pad), String(repeating: "y", count: 64), "z"])
+            #expect(lines.map(\.1) == [nil, nil, nil], "pad \(pad)")
+        }
+    }
+
     @Test func aTenMegabyteFileWithoutANewlineIsAHeaderError() async throws {
         let (dir, config) = stage("2019Floor1.csv", bytes: Array(repeating: UInt8(ascii: "x"), count: 10_000_000))
         let result = try await validate(config)

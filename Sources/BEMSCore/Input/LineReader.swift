@@ -92,10 +92,7 @@ package final class LineReader {
                     skippedLength += nl - scan
                     // The `\r` of a CRLF is not part of the line, even when it ended the previous block.
                     if nl > scan ? buffer[nl - 1] == 0x0D : skippedEndsWithCR { skippedLength -= 1 }
-                    try skippedPrefix.withUnsafeBytes { prefix in
-                        try body(
-                            Line(bytes: prefix, number: skippedNumber, terminated: true, overlongLength: skippedLength))
-                    }
+                    try emitSkipped(skippedPrefix, skippedNumber, skippedLength, terminated: true, body)
                     skipping = false
                     skippedPrefix = []
                 } else {
@@ -122,11 +119,7 @@ package final class LineReader {
                 if skipping {
                     skippedLength += filled - start
                     if filled > start ? buffer[filled - 1] == 0x0D : skippedEndsWithCR { skippedLength -= 1 }
-                    try skippedPrefix.withUnsafeBytes { prefix in
-                        try body(
-                            Line(bytes: prefix, number: skippedNumber, terminated: false, overlongLength: skippedLength)
-                        )
-                    }
+                    try emitSkipped(skippedPrefix, skippedNumber, skippedLength, terminated: false, body)
                 } else if start < filled {
                     lineNumber += 1
                     var end = filled
@@ -175,6 +168,19 @@ package final class LineReader {
                 }
             }
             filled += n
+        }
+    }
+
+    /// Reports a line that was dropped from the buffer while it was read. It can still be within the limit: a line of
+    /// exactly `maxLineBytes` bytes whose `\r\n` had not arrived yet looked one byte too long.
+    private func emitSkipped(
+        _ prefix: [UInt8], _ number: Int, _ length: Int, terminated: Bool, _ body: (Line) throws -> Void
+    ) throws {
+        try prefix.withUnsafeBytes { prefix in
+            try body(
+                Line(
+                    bytes: UnsafeRawBufferPointer(rebasing: prefix[..<min(prefix.count, length)]), number: number,
+                    terminated: terminated, overlongLength: length > maxLineBytes ? length : nil))
         }
     }
 
