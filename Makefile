@@ -33,6 +33,7 @@ $(SAMPLE_STAMP): | build
 	@touch $@
 
 include stages/validate.mk stages/normalize.mk stages/dedupe.mk stages/load.mk stages/refresh.mk stages/ops.mk
+include stages/fuzz.mk
 
 demo: refresh
 	@echo "== status =="

@@ -19,10 +19,11 @@ package struct FileLayout: Sendable, Equatable {
     /// - Throws: ``HeaderError`` for an unknown or duplicated column, a missing `Date`, or a non-UTF-8 header.
     package init(header: UnsafeRawBufferPointer, floor: Int) throws(HeaderError) {
         guard let text = String(validating: header, as: UTF8.self) else {
-            throw HeaderError(column: 1, message: "the header is not UTF-8 text")
+            throw HeaderError(column: 1, message: "the header is not UTF-8 text", code: .invalidUTF8)
         }
         if text.utf8.contains(0) {
-            throw HeaderError(column: 1, message: "the header contains a NUL byte (is this a CSV file?)")
+            throw HeaderError(
+                column: 1, message: "the header contains a NUL byte (is this a CSV file?)", code: .nulByte)
         }
         var fields: [SensorColumn?] = []
         var dateField: Int?
@@ -80,4 +81,7 @@ package struct HeaderError: Error, Equatable, Sendable {
     /// 1-based byte column.
     package var column: Int
     package var message: String
+    /// The reject code of the file's diagnostic: ``RejectCode/fieldCount`` for a wrong set of columns,
+    /// ``RejectCode/invalidUTF8`` or ``RejectCode/nulByte`` for a header that is not text.
+    package var code: RejectCode = .fieldCount
 }

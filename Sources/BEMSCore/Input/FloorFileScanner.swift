@@ -58,13 +58,19 @@ package enum FloorFileScanner {
         if b.count >= 2, (b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF) {
             throw failure(.invalidUTF8, 1, "the file is UTF-16; save it as UTF-8")
         }
+        // UTF-16 without a byte-order mark: a header starts with ASCII "Date", so every other byte is 0.
+        if b.count >= 4,
+            (b[0] != 0 && b[1] == 0 && b[2] != 0 && b[3] == 0) || (b[0] == 0 && b[1] != 0 && b[2] == 0 && b[3] != 0)
+        {
+            throw failure(.invalidUTF8, 1, "the file looks like UTF-16 without a byte-order mark; save it as UTF-8")
+        }
         if line.overlongLength != nil {
             throw failure(.lineTooLong, 1, "the header line is over the maxLineBytes limit (is this a CU-BEMS CSV?)")
         }
         do throws(HeaderError) {
             return try FileLayout(header: b, floor: input.floor)
         } catch {
-            throw failure(.fieldCount, error.column, "bad header: \(error.message)")
+            throw failure(error.code, error.column, "bad header: \(error.message)")
         }
     }
 }

@@ -77,6 +77,7 @@ package final class LineReader {
         var skippedLength = 0
         var skippedNumber = 0
         var skippedPrefix: [UInt8] = []  // the first maxLineBytes bytes of an over-long line
+        var skippedEndsWithCR = false  // the last byte counted in skippedLength is `\r`
 
         while true {
             // Emit every complete line in buffer[start..<filled].
@@ -86,10 +87,9 @@ package final class LineReader {
                 let nl = buffer.baseAddress!.distance(to: UnsafeMutableRawPointer(hit))
                 if skipping {
                     skippedLength += nl - scan
-                    try skippedPrefix.withUnsafeBytes { prefix in
-                        try body(
-                            Line(bytes: prefix, number: skippedNumber, terminated: true, overlongLength: skippedLength))
-                    }
+                    // The `\r` of a CRLF is not part of the line, even when it ended the previous block.
+                    if nl > scan ? buffer[nl - 1] == 0x0D : skippedEndsWithCR { skippedLength -= 1 }
+                    try emitSkipped(skippedPrefix, skippedNumber, skippedLength, terminated: true, body)
                     skipping = false
                     skippedPrefix = []
                 } else {
@@ -115,11 +115,8 @@ package final class LineReader {
             if eof {
                 if skipping {
                     skippedLength += filled - start
-                    try skippedPrefix.withUnsafeBytes { prefix in
-                        try body(
-                            Line(bytes: prefix, number: skippedNumber, terminated: false, overlongLength: skippedLength)
-                        )
-                    }
+                    if filled > start ? buffer[filled - 1] == 0x0D : skippedEndsWithCR { skippedLength -= 1 }
+                    try emitSkipped(skippedPrefix, skippedNumber, skippedLength, terminated: false, body)
                 } else if start < filled {
                     lineNumber += 1
                     var end = filled
@@ -139,9 +136,11 @@ package final class LineReader {
                 skipping = true
                 skippedNumber = lineNumber
                 skippedLength = filled - start
+                skippedEndsWithCR = buffer[filled - 1] == 0x0D
                 skippedPrefix = Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + maxLineBytes)]))
                 start = filled
             } else if skipping {
+                if filled > start { skippedEndsWithCR = buffer[filled - 1] == 0x0D }
                 skippedLength += filled - start
                 start = filled
             }
@@ -166,6 +165,19 @@ package final class LineReader {
                 }
             }
             filled += n
+        }
+    }
+
+    /// Reports a line that was dropped from the buffer while it was read. It can still be within the limit: a line of
+    /// exactly `maxLineBytes` bytes whose `\r\n` had not arrived yet looked one byte too long.
+    private func emitSkipped(
+        _ prefix: [UInt8], _ number: Int, _ length: Int, terminated: Bool, _ body: (Line) throws -> Void
+    ) throws {
+        try prefix.withUnsafeBytes { prefix in
+            try body(
+                Line(
+                    bytes: UnsafeRawBufferPointer(rebasing: prefix[..<min(prefix.count, length)]), number: number,
+                    terminated: terminated, overlongLength: length > maxLineBytes ? length : nil))
         }
     }
 
