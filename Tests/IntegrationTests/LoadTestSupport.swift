@@ -20,7 +20,8 @@ final class LoadFixture {
         var status: ReadingStatus
     }
 
-    let db: PGConnection
+    /// The test's own connection (a `var`: a test that restarts the server reconnects).
+    var db: PGConnection
     let schema: String
     let workRoot: String
     let config: PipelineConfig
@@ -33,14 +34,14 @@ final class LoadFixture {
         return l
     }
 
-    init(db: PGConnection, schema: String) throws {
+    init(db: PGConnection, schema: String, url: String? = TestDatabase.url) throws {
         self.db = db
         self.schema = schema
         workRoot = NSTemporaryDirectory() + "bems-load-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         var config = PipelineConfig()
         config.workDir = workRoot
         self.config = config
-        let url = TestDatabase.url ?? ""
+        let url = url ?? ""
         let conninfo =
             url.contains("://")
             ? url + (url.contains("?") ? "&" : "?") + "options=-csearch_path%3D" + schema
