@@ -226,3 +226,23 @@ func withLoadFixture<R>(_ body: (LoadFixture) async throws -> R) async throws ->
     let fixture = try LoadFixture(db: db, schema: schema)
     return try await body(fixture)
 }
+
+/// Runs tests that time a real load against a fault (kill, terminate, restart) one at a time across suites: on a
+/// 2-core machine two of them at once slow each other down enough that a fault lands after the load finished.
+actor ExclusiveLoadTests {
+    static let shared = ExclusiveLoadTests()
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` once no other exclusive test runs.
+    func run<R: Sendable>(_ body: @Sendable () async throws -> R) async throws -> R {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        busy = true
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}

@@ -54,6 +54,19 @@ package enum LoadStage {
     /// - Throws: ``PipelineError`` 66 (no dedupe run), 74 (chunk checksum or read failure), 65 (database changed since
     ///   dedupe), 69 (database unavailable), 73 (locked); ``PostgresError`` for other database failures.
     package static func run(_ options: Options, logger: Logger) async throws -> Result {
+        do {
+            return try runLoading(options, logger: logger)
+        } catch let error as PostgresError where error.isTransient {
+            // The stage's own connection (lock, index rebuild, ledger run, verify) is not retried: losing it loses
+            // the advisory lock. Committed chunks stay committed, so a rerun finishes the load exactly.
+            throw PipelineError(
+                .unavailable,
+                "lost the \(options.env) database during the load (\(error)); committed chunks are kept, rerun "
+                    + "bems-load to finish")
+        }
+    }
+
+    static func runLoading(_ options: Options, logger: Logger) throws -> Result {
         let work = WorkDir(root: options.config.workDir)
         let lock = try WorkDirLock(directory: work.root)
         defer { withExtendedLifetime(lock) {} }
