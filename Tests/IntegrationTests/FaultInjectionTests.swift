@@ -42,7 +42,7 @@ struct FaultInjectionTests {
 
     func backendsKilledMidCopy() async throws {
         try await withLoadFixture { f in
-            // 7 floors x 8 sensors x 3 days of minutes: ~160 k readings, 21 chunks.
+            // 7 floors x 8 sensors x 3 days of minutes: ~240 k readings, 28 chunks (the days straddle 4 UTC days).
             try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 8, minutes: 3 * 1440))
             let chunks = try f.work.currentManifest(.dedupe)!.chunks.count
             // Our load's sessions carry their own application_name, so the killer never hits other tests' COPYs.
@@ -67,6 +67,9 @@ struct FaultInjectionTests {
             #expect(result.chunksLoaded == chunks)
             #expect(result.inserted == f.model.count)
             try expectExactlyLoaded(f, chunks: chunks)
+            Logger(label: "test.fault").notice(
+                "backends terminated mid-COPY",
+                metadata: ["killed": "\(killer.killed)", "chunks": "\(chunks)", "rows": "\(result.inserted)"])
         }
     }
 
@@ -87,7 +90,7 @@ struct FaultInjectionTests {
         try db.exec("CREATE SCHEMA \(schema)")
         try db.exec("SET search_path TO \(schema)")
         let f = try LoadFixture(db: db, schema: schema, url: url)
-        // 7 floors x 8 sensors x 4 days: ~320 k readings, 28 chunks; the load takes several seconds.
+        // 7 floors x 8 sensors x 4 days: ~320 k readings, 35 chunks; the load takes several seconds.
         try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 8, minutes: 4 * 1440))
         let chunks = try f.work.currentManifest(.dedupe)!.chunks.count
         let config = server.directory + "-pipeline.json"
