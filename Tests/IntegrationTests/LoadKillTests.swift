@@ -31,6 +31,10 @@ struct LoadKillTests {
 
     @Test func killedLoaderRerunGivesExactlyTheExpectedContent() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.executable), "build bems-load first")
+        try await ExclusiveLoadTests.shared.run { try await killedLoaderRerun() }
+    }
+
+    func killedLoaderRerun() async throws {
         try await withLoadFixture { f in
             // 7 floors x 8 sensors x 5 days of minutes: ~400 k readings, 35 chunks.
             try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 8, minutes: 5 * 1440))

@@ -20,7 +20,8 @@ final class LoadFixture {
         var status: ReadingStatus
     }
 
-    let db: PGConnection
+    /// The test's own connection (a `var`: a test that restarts the server reconnects).
+    var db: PGConnection
     let schema: String
     let workRoot: String
     let config: PipelineConfig
@@ -33,14 +34,14 @@ final class LoadFixture {
         return l
     }
 
-    init(db: PGConnection, schema: String) throws {
+    init(db: PGConnection, schema: String, url: String? = TestDatabase.url) throws {
         self.db = db
         self.schema = schema
         workRoot = NSTemporaryDirectory() + "bems-load-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         var config = PipelineConfig()
         config.workDir = workRoot
         self.config = config
-        let url = TestDatabase.url ?? ""
+        let url = url ?? ""
         let conninfo =
             url.contains("://")
             ? url + (url.contains("?") ? "&" : "?") + "options=-csearch_path%3D" + schema
@@ -224,4 +225,24 @@ func withLoadFixture<R>(_ body: (LoadFixture) async throws -> R) async throws ->
     try db.exec("SET search_path TO \(schema)")
     let fixture = try LoadFixture(db: db, schema: schema)
     return try await body(fixture)
+}
+
+/// Runs tests that time a real load against a fault (kill, terminate, restart) one at a time across suites: on a
+/// 2-core machine two of them at once slow each other down enough that a fault lands after the load finished.
+actor ExclusiveLoadTests {
+    static let shared = ExclusiveLoadTests()
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` once no other exclusive test runs.
+    func run<R: Sendable>(_ body: @Sendable () async throws -> R) async throws -> R {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        busy = true
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
 }

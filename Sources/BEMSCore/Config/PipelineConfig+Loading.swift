@@ -94,6 +94,35 @@ private struct ConfigReader {
         return lo...hi
     }
 
+    func seconds(_ value: Any, _ path: String, min: Double, max: Double) throws -> Double {
+        let d = try number(value, path).doubleValue
+        guard d.isFinite, d >= min, d <= max else {
+            throw fail(path, "expected a number of seconds from \(formatted(min)) to \(formatted(max))")
+        }
+        return d
+    }
+
+    func formatted(_ d: Double) -> String { d.rounded() == d ? String(Int(d)) : String(d) }
+
+    /// `environments.<env>.retry`: `baseDelaySeconds`, `maxAttempts`, `budgetSeconds`, `jitter`.
+    func retry(_ value: Any, _ path: String, default policy: RetryPolicy) throws -> RetryPolicy {
+        let o = try object(value, path, allowed: ["baseDelaySeconds", "maxAttempts", "budgetSeconds", "jitter"])
+        var policy = policy
+        if let v = o["baseDelaySeconds"] {
+            policy.baseDelay = try seconds(v, path + ".baseDelaySeconds", min: 0, max: 60)
+        }
+        if let v = o["maxAttempts"] { policy.maxAttempts = try integer(v, path + ".maxAttempts", min: 1, max: 20) }
+        if let v = o["budgetSeconds"] { policy.budget = try seconds(v, path + ".budgetSeconds", min: 0, max: 3600) }
+        if let v = o["jitter"] {
+            let names = RetryPolicy.Jitter.allCases.map(\.rawValue)
+            guard let s = v as? String, let j = RetryPolicy.Jitter(rawValue: s) else {
+                throw fail(path + ".jitter", "expected one of: \(names.joined(separator: ", "))")
+            }
+            policy.jitter = j
+        }
+        return policy
+    }
+
     mutating func config(_ root: Any) throws -> PipelineConfig {
         var config = PipelineConfig()
         let top = try object(
@@ -149,10 +178,11 @@ private struct ConfigReader {
             let o = try object(v, "environments", allowed: Set(PipelineConfig.defaultEnvironments.keys))
             for (name, item) in o {
                 let path = "environments.\(name)"
-                let e = try object(item, path, allowed: ["databaseURLEnv", "sample"])
+                let e = try object(item, path, allowed: ["databaseURLEnv", "sample", "retry"])
                 var env = config.environments[name]!
                 if let u = e["databaseURLEnv"] { env.databaseURLEnv = try string(u, path + ".databaseURLEnv") }
                 if let s = e["sample"] { env.sample = try fraction(s, path + ".sample") }
+                if let r = e["retry"] { env.retry = try retry(r, path + ".retry", default: env.retry) }
                 config.environments[name] = env
             }
         }

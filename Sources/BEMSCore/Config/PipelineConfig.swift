@@ -35,6 +35,8 @@ package struct PipelineConfig: Sendable, Equatable {
         package var databaseURLEnv: String
         /// Fraction of days to keep (1.0 = everything).
         package var sample: Double
+        /// Retries of connections and chunks after transient database errors.
+        package var retry = RetryPolicy()
     }
 
     package var sources: [Source] = [Source(path: "data/sample")]

@@ -10,6 +10,8 @@ package struct DatabaseTarget: Sendable {
     package var env: String
     package var conninfo: String
     package var variable: String
+    /// How connection attempts and chunk loads are retried after transient errors (`environments.<env>.retry`).
+    package var retry = RetryPolicy()
 
     /// Resolves the connection string of `env`.
     ///
@@ -25,15 +27,16 @@ package struct DatabaseTarget: Sendable {
                 "\(settings.databaseURLEnv) is not set: set it to the \(env) database's libpq URI "
                     + "(make demo starts a local PostgreSQL for dev when it is unset)")
         }
-        return DatabaseTarget(env: env, conninfo: value, variable: settings.databaseURLEnv)
+        return DatabaseTarget(env: env, conninfo: value, variable: settings.databaseURLEnv, retry: settings.retry)
     }
 
-    /// Opens a connection.
+    /// Opens a connection, retrying transient failures (refused, server starting up or shutting down, too many
+    /// connections) as ``retry`` allows; authentication and conninfo errors fail at once.
     ///
     /// - Throws: ``PipelineError`` 69 (database unavailable) with the redacted reason.
     package func connect(logger: Logger? = nil) throws -> PGConnection {
         do {
-            return try PGConnection(conninfo: conninfo, logger: logger)
+            return try retry.run("connect", logger: logger) { try PGConnection(conninfo: conninfo, logger: logger) }
         } catch {
             throw PipelineError(.unavailable, "cannot connect to the \(env) database (\(variable)): \(error)")
         }

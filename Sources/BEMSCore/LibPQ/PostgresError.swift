@@ -90,11 +90,13 @@ package struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// libpq reports no SQLSTATE for a failed connection attempt, so ``PostgresError/Code/connectionFailed`` is
     /// classified by libpq's (English) message: authentication failures, `pg_hba.conf` rejections, unknown
     /// databases or roles and malformed connection strings are permanent; everything else (refused, timed out,
-    /// "too many clients", "the database system is starting up") is transient.
+    /// "too many clients", "the database system is starting up") is transient. A host name that does not resolve is
+    /// permanent (a typo), unless the resolver reports a temporary failure (`EAI_AGAIN`).
     package var isTransient: Bool {
         if code == .connectionLost { return true }
         guard let sqlState else {
             guard code == .connectionFailed else { return false }
+            if message.contains("Temporary failure in name resolution") { return true }
             return !Self.permanentConnectionMessages.contains { message.contains($0) }
         }
         if sqlState.hasPrefix("08") { return true }

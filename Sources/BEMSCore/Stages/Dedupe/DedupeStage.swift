@@ -111,7 +111,6 @@ package enum DedupeStage {
 
         // The snapshot every read uses; the exporting session stays open until the workers are done.
         let target = try DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment)
-        let db = try target.connect(logger: logger)
         let snapshot: SnapshotSession
         let tableExists: Bool
         let snapshotID: String?
@@ -119,13 +118,19 @@ package enum DedupeStage {
         let takenAtUnix: Int64
         let watermarks: [String: SensorWatermark]
         do {
-            snapshot = try SnapshotSession(db: db)
-            tableExists = try snapshot.readingsTableExists()
-            let exported = try snapshot.export()
-            snapshotID = exported.id
-            takenAt = exported.takenAt
-            takenAtUnix = exported.unix
-            watermarks = tableExists ? try snapshot.watermarks(of: allSensors) : [:]
+            // Taking the snapshot and the watermarks is read-only, so a transient failure retries it whole on a new
+            // connection. The group workers' reads are not retried: they import this snapshot, which dies with its
+            // exporting session, so a failure there fails the run (rerun bems-dedupe).
+            (snapshot, tableExists, snapshotID, takenAt, takenAtUnix, watermarks) = try target.retry.run(
+                "dedupe snapshot", logger: logger
+            ) {
+                let db = try target.connect(logger: logger)
+                let snapshot = try SnapshotSession(db: db)
+                let tableExists = try snapshot.readingsTableExists()
+                let exported = try snapshot.export()
+                let watermarks = tableExists ? try snapshot.watermarks(of: allSensors) : [:]
+                return (snapshot, tableExists, exported.id, exported.takenAt, exported.unix, watermarks)
+            }
         } catch {
             throw databaseError(error)
         }

@@ -54,6 +54,19 @@ package enum LoadStage {
     /// - Throws: ``PipelineError`` 66 (no dedupe run), 74 (chunk checksum or read failure), 65 (database changed since
     ///   dedupe), 69 (database unavailable), 73 (locked); ``PostgresError`` for other database failures.
     package static func run(_ options: Options, logger: Logger) async throws -> Result {
+        do {
+            return try runLoading(options, logger: logger)
+        } catch let error as PostgresError where error.isTransient {
+            // The stage's own connection (lock, index rebuild, ledger run, verify) is not retried: losing it loses
+            // the advisory lock. Committed chunks stay committed, so a rerun finishes the load exactly.
+            throw PipelineError(
+                .unavailable,
+                "lost the \(options.env) database during the load (\(error)); committed chunks are kept, rerun "
+                    + "bems-load to finish")
+        }
+    }
+
+    static func runLoading(_ options: Options, logger: Logger) throws -> Result {
         let work = WorkDir(root: options.config.workDir)
         let lock = try WorkDirLock(directory: work.root)
         defer { withExtendedLifetime(lock) {} }
@@ -78,11 +91,16 @@ package enum LoadStage {
         }
         logger.info("chunk checksums verified", metadata: ["chunks": "\(dedupe.chunks.count)"])
 
-        let db = try options.database.connect(logger: logger)
-        try Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema).setup(on: db)
         let ledger = LoadLedger(schema: options.ledgerSchema, timeZone: options.config.timeZone)
-        try ledger.ensureTables(on: db)
-        try ledger.lock(on: db)
+        // Connect, set up and lock as one retried step: each part is idempotent, and a session lost halfway (server
+        // restarting) released whatever it held.
+        let db = try options.database.retry.run("load setup", logger: logger) { () throws -> PGConnection in
+            let db = try options.database.connect(logger: logger)
+            try Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema).setup(on: db)
+            try ledger.ensureTables(on: db)
+            try ledger.lock(on: db)
+            return db
+        }
         defer { ledger.unlock(on: db) }
 
         let committed = try ledger.committedChunks(
@@ -121,7 +139,8 @@ package enum LoadStage {
         do {
             try loadChunks(
                 pending, directory: dedupeDir, workers: options.workers, database: options.database,
-                ledger: ledger, ledgerRunID: ledgerRunID, progress: progress, logger: logger)
+                ledger: ledger, ledgerRunID: ledgerRunID, lockSession: LockSession(db: db), progress: progress,
+                logger: logger)
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
@@ -183,23 +202,43 @@ package enum LoadStage {
             maxChunkSeconds: maxSeconds, verify: report, exitStatus: status)
     }
 
-    /// Loads one chunk; a deadlock or serialization failure (40P01, 40001) rolled the chunk's transaction back
-    /// whole, so it is retried, up to 3 times. Workers take disjoint floor-days, so this only happens when chunks
-    /// straddle days and two workers update the same `sensor_day_stats` rows.
-    static func loadRetryingConflicts(
-        _ loader: inout ChunkLoader, _ data: ChunkData, chunk: ChunkRecord, logger: Logger
+    /// Loads one chunk, retrying transient failures (connection lost, server restarting, deadlock, serialization
+    /// failure, statement timeout) as `database.retry` allows.
+    ///
+    /// Every retry runs on a new connection, since the old one may be dead. Before reloading, the ledger is asked
+    /// whether the chunk is already committed: when the connection broke after the server committed but before the
+    /// acknowledgement arrived, the chunk is counted from its ledger row and not loaded twice. A retry first checks
+    /// that the session holding the load's advisory lock is still alive; when it is not (the server restarted), the
+    /// run stops with exit 69 instead of loading without the lock.
+    ///
+    /// - Returns: what the chunk changed (read back from the ledger when an earlier attempt had committed it).
+    static func loadRetrying(
+        _ loader: inout ChunkLoader?, _ data: ChunkData, chunk: ChunkRecord, database: DatabaseTarget,
+        ledger: LoadLedger, ledgerRunID: Int64, lockSession: LockSession, logger: Logger
     ) throws -> ChunkLoader.Outcome {
         var attempt = 0
-        while true {
-            do {
-                return try loader.load(data, name: chunk.file, sha256: chunk.sha256)
-            } catch let error as PostgresError where ["40P01", "40001"].contains(error.sqlState ?? "") && attempt < 3 {
-                attempt += 1
-                logger.warning(
-                    "chunk retried after a transaction conflict",
-                    metadata: ["chunk": "\(chunk.file)", "sqlstate": "\(error.sqlState ?? "")", "attempt": "\(attempt)"])
-                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+        return try database.retry.run("chunk \(chunk.file)", logger: logger) { () throws -> ChunkLoader.Outcome in
+            attempt += 1
+            if attempt > 1 {
+                loader = nil
+                try lockSession.ensureAlive()
             }
+            if loader == nil {
+                let db = try PGConnection(conninfo: database.conninfo, logger: logger)
+                loader = try ChunkLoader(db: db, ledger: ledger, runID: ledgerRunID, logger: logger)
+            }
+            guard var current = loader else { throw PostgresError(code: .invalidState, message: "no loader") }
+            if attempt > 1,
+                let done = try ledger.committedChunks(
+                    names: [chunk.file], sha256s: [chunk.sha256], on: current.db)[chunk.file + "|" + chunk.sha256]
+            {
+                logger.warning(
+                    "chunk was already committed; its acknowledgement was lost, it is not loaded again",
+                    metadata: ["chunk": "\(chunk.file)", "ledger.run": "\(done.runID)"])
+                return ChunkLoader.Outcome(inserted: done.inserted, updated: done.updated, steps: [:])
+            }
+            defer { loader = current }
+            return try current.load(data, name: chunk.file, sha256: chunk.sha256)
         }
     }
 
@@ -207,13 +246,12 @@ package enum LoadStage {
     /// (whose transaction either committed whole or rolled back whole).
     static func loadChunks(
         _ chunks: [ChunkRecord], directory: String, workers: Int, database: DatabaseTarget, ledger: LoadLedger,
-        ledgerRunID: Int64, progress: LoadProgress, logger: Logger
+        ledgerRunID: Int64, lockSession: LockSession, progress: LoadProgress, logger: Logger
     ) throws {
         let width = max(1, min(workers, chunks.count))
         DispatchQueue.concurrentPerform(iterations: width) { _ in
             do {
-                let db = try database.connect(logger: logger)
-                var loader = try ChunkLoader(db: db, ledger: ledger, runID: ledgerRunID, logger: logger)
+                var loader: ChunkLoader?
                 while let chunk = progress.next(chunks) {
                     let t0 = Date()
                     let data: ChunkData
@@ -226,7 +264,9 @@ package enum LoadStage {
                     } catch let error as ChunkError {
                         throw PipelineError.io("chunk \(chunk.file): \(error)")
                     }
-                    let outcome = try loadRetryingConflicts(&loader, data, chunk: chunk, logger: logger)
+                    let outcome = try loadRetrying(
+                        &loader, data, chunk: chunk, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
+                        lockSession: lockSession, logger: logger)
                     let seconds = Date().timeIntervalSince(t0)
                     progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
                     logger.info(
@@ -238,11 +278,43 @@ package enum LoadStage {
                                 "\(outcome.steps.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))",
                         ])
                 }
+            } catch let error as PostgresError where error.isTransient {
+                progress.fail(
+                    PipelineError(
+                        .unavailable,
+                        "the database stayed unavailable beyond the retry policy (\(database.retry.maxAttempts) "
+                            + "attempts, \(Int(database.retry.budget)) s): \(error); committed chunks are kept, "
+                            + "rerun bems-load to finish"))
             } catch {
                 progress.fail(error)
             }
         }
         if let error = progress.error { throw error }
+    }
+}
+
+/// The connection that holds the load's advisory lock, shared by the workers to check it is still alive before
+/// they retry a chunk.
+final class LockSession: @unchecked Sendable {
+    // @unchecked: the connection is only used under `lock`; the stage's own thread does not touch it while the
+    // workers run (`concurrentPerform` blocks it).
+    private let lock = NSLock()
+    private let db: PGConnection
+
+    init(db: PGConnection) { self.db = db }
+
+    /// Throws ``PipelineError`` 69 when the session (and with it the advisory lock) is gone.
+    func ensureAlive() throws {
+        try lock.withLock {
+            do {
+                _ = try db.exec("SELECT 1")
+            } catch {
+                throw PipelineError(
+                    .unavailable,
+                    "the session holding the load lock was lost (\(error)); committed chunks are kept, rerun bems-load "
+                        + "to finish")
+            }
+        }
     }
 }
 
