@@ -98,6 +98,7 @@ print(f"pipeline validate..refresh {total:.2f} s = {total/base:.2f}x the COPY pa
 print(f"load stage alone {stage['load']:.2f} s = {stage['load']/copy_s:.2f}x the COPY step (target < 1.0x)")
 PY
   psql "$bems_url" -qAt -c "SELECT pg_size_pretty(pg_total_relation_size('sensor_readings'))" 2>/dev/null | sed 's/^/sensor_readings size: /' || true
+  python3 -c "import json,glob; m=json.load(open(sorted(glob.glob('$work/load/runs/*/manifest.json'))[-1])); print('slowest load chunk:', m['totals']['maxChunkMilliseconds'], 'ms (target 10 s)')"
   echo "queries on the loaded database ($nread readings):"
   bash Benchmarks/queries.sh "$bems_url" 40
 fi

@@ -56,12 +56,7 @@ package enum PipelineStatus {
                     changed = "inputs or settings changed since this run"
                 }
             case .normalize:
-                if let hashed,
-                    Fingerprint.make(
-                        .normalize,
-                        [config.parsingFingerprint, config.chunkingFingerprint] + hashed.map(\.fingerprintLine))
-                        != manifest.fingerprint
-                {
+                if let hashed, NormalizeStage.makeFingerprint(hashed, config: config) != manifest.fingerprint {
                     changed = "inputs or settings changed since this run"
                 }
             case .dedupe, .load, .refresh:

@@ -10,8 +10,7 @@ package struct HashedInput: Sendable, Equatable {
 extension HashedInput {
     /// Resolves command-line inputs (or the configured sources) and hashes them through the work dir's cache.
     package static func resolve(arguments: [String], config: PipelineConfig, workDir: WorkDir) throws -> [HashedInput] {
-        let sources = arguments.isEmpty ? config.sources : arguments.map { PipelineConfig.Source(path: $0, floor: nil) }
-        let files = try InputFile.resolve(sources)
+        let files = try InputFile.resolve(arguments: arguments, config: config)
         var cache = InputHashCache(workDir: workDir)
         defer { cache.save() }
         return try files.map { file in
@@ -22,6 +21,13 @@ extension HashedInput {
 
     /// The fingerprint line of one input.
     package var fingerprintLine: String { "\(file.path)|\(file.floor)|\(sha256)" }
+}
+
+extension InputFile {
+    /// The inputs of a parsing stage: the command-line paths when given, else the configured sources.
+    package static func resolve(arguments: [String], config: PipelineConfig) throws -> [InputFile] {
+        try resolve(arguments.isEmpty ? config.sources : arguments.map { PipelineConfig.Source(path: $0, floor: nil) })
+    }
 }
 
 /// Runs `work` over `count` items on up to one task per core, returning the results in item order.

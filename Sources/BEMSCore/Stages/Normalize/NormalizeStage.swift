@@ -36,8 +36,7 @@ package enum NormalizeStage {
         defer { withExtendedLifetime(lock) {} }
         let inputs = try HashedInput.resolve(arguments: options.inputs, config: config, workDir: work)
         let validation = try checkValidated(inputs, work: work)
-        let fingerprint = Fingerprint.make(
-            .normalize, [config.parsingFingerprint, config.chunkingFingerprint] + inputs.map(\.fingerprintLine))
+        let fingerprint = makeFingerprint(inputs, config: config)
 
         if !options.force, let current = try work.currentManifest(.normalize), current.fingerprint == fingerprint {
             logger.info("normalize is up to date", metadata: ["run": "\(current.runID)"])
@@ -79,6 +78,12 @@ package enum NormalizeStage {
                 "bytes": "\(totals["bytes"]!)", "seconds": "\(String(format: "%.2f", manifest.seconds))",
             ])
         return Result(manifest: manifest, upToDate: false, runDirectory: runDir)
+    }
+
+    /// The fingerprint of a normalize run over `inputs` (also used by `bems status`).
+    static func makeFingerprint(_ inputs: [HashedInput], config: PipelineConfig) -> String {
+        Fingerprint.make(
+            .normalize, [config.parsingFingerprint, config.chunkingFingerprint] + inputs.map(\.fingerprintLine))
     }
 
     /// Checks that validate's current run covers every input with the same content and passed.

@@ -41,9 +41,7 @@ package enum ValidateStage {
         let work = WorkDir(root: config.workDir)
         let lock = try WorkDirLock(directory: work.root)
         defer { withExtendedLifetime(lock) {} }
-        let sources =
-            options.inputs.isEmpty ? config.sources : options.inputs.map { PipelineConfig.Source(path: $0, floor: nil) }
-        let inputs = try InputFile.resolve(sources)
+        let inputs = try InputFile.resolve(arguments: options.inputs, config: config)
         var cache = InputHashCache(workDir: work)
         // Up-to-date check from cached hashes only: a file whose size or mtime changed is scanned (and hashed on the
         // way) anyway, so it is never read twice.
@@ -65,33 +63,10 @@ package enum ValidateStage {
         try AtomicFile.makeDirectory(runDir + "/parts")
         logger.info("validate started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
-        let results = try await withThrowingTaskGroup(of: (Int, FileOutcome).self) { group in
-            var next = 0
-            var outcomes = [FileOutcome?](repeating: nil, count: inputs.count)
-            let width = max(1, min(ProcessInfo.processInfo.activeProcessorCount, inputs.count))
-            func add(_ index: Int) {
-                let input = inputs[index]
-                group.addTask {
-                    (
-                        index,
-                        try validateFile(
-                            input, config: config, deadLetters: "\(runDir)/parts/\(index).jsonl",
-                            maxDiagnostics: options.maxDiagnostics)
-                    )
-                }
-            }
-            while next < width {
-                add(next)
-                next += 1
-            }
-            for try await (index, outcome) in group {
-                outcomes[index] = outcome
-                if next < inputs.count {
-                    add(next)
-                    next += 1
-                }
-            }
-            return outcomes.map { $0! }
+        let maxDiagnostics = options.maxDiagnostics
+        let results = try await parallelMap(count: inputs.count) { index in
+            try validateFile(
+                inputs[index], config: config, deadLetters: "\(runDir)/parts/\(index).jsonl", maxDiagnostics: maxDiagnostics)
         }
 
         // One dead-letter file, in input order.
