@@ -11,12 +11,12 @@ SAMPLE_DIR ?= data/sample
 SAMPLE_ARGS ?= --days 7 --start 2019-03-04 --floors 1,2,3,4,5,6,7 --seed 42
 SAMPLE_STAMP := $(SAMPLE_DIR)/.generated
 STAGE_FLAGS ?= --env $(ENV) --work-dir $(WORK)
-# dev without a configured database uses the embedded PostgreSQL in $(WORK)/pg; staging and prod never do.
-ifeq ($(ENV),dev)
-DB_ENV = BEMS_DEV_DATABASE_URL="$$(bash stages/local-db.sh $(WORK))"
-else
-DB_ENV =
+# SAMPLE=0.5 overrides the environment's day sample (dev and staging keep 10% of days, prod all of them).
+ifneq ($(SAMPLE),)
+STAGE_FLAGS += --sample $(SAMPLE)
 endif
+# dev without a database URL (environment or .env.dev) uses the embedded PostgreSQL in $(WORK)/pg, which the
+# stage programs start themselves; staging and prod never do.
 
 .PHONY: all deps build demo test coverage bench clean clean-work sample stop-db
 all: build
@@ -37,7 +37,7 @@ include stages/fuzz.mk
 
 demo: refresh
 	@echo "== status =="
-	@$(DB_ENV) $(BIN)/bems status $(STAGE_FLAGS)
+	@$(BIN)/bems status $(STAGE_FLAGS)
 
 stop-db:
 	@bash stages/pg-embedded.sh stop $(WORK)/pg

@@ -29,7 +29,7 @@ measure() {  # name, command...
 work="$out/work"
 bytes=$(du -cb "$out"/in/*.csv | tail -1 | cut -f1)
 v=$(measure validate "$bin/bems-validate" --work-dir "$work" "$out/in")
-n=$(measure normalize "$bin/bems-normalize" --work-dir "$work" "$out/in")
+n=$(measure normalize "$bin/bems-normalize" --work-dir "$work" --sample 1 "$out/in")
 readings=$(python3 -c "import json,glob; m=json.load(open(glob.glob('$work/normalize/runs/*/manifest.json')[0])); print(m['totals']['readings'], m['totals']['bytes'])")
 read -r nread nbytes <<< "$readings"
 

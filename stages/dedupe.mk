@@ -2,4 +2,4 @@
 # With ENV=dev and no BEMS_DEV_DATABASE_URL, the embedded PostgreSQL in $(WORK)/pg is started and used.
 .PHONY: dedupe
 dedupe: normalize
-	$(DB_ENV) $(BIN)/bems-dedupe $(STAGE_FLAGS)
+	$(BIN)/bems-dedupe $(STAGE_FLAGS)

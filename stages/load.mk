@@ -2,4 +2,4 @@
 # ledger row; verify runs at the end.
 .PHONY: load
 load: dedupe
-	$(DB_ENV) $(BIN)/bems-load $(STAGE_FLAGS)
+	$(BIN)/bems-load $(STAGE_FLAGS)

@@ -2,18 +2,18 @@
 .PHONY: status setup verify rollback archive
 
 status: build
-	$(DB_ENV) $(BIN)/bems status $(STAGE_FLAGS)
+	$(BIN)/bems status $(STAGE_FLAGS)
 
 setup: build
-	$(DB_ENV) $(BIN)/bems setup $(STAGE_FLAGS)
+	$(BIN)/bems setup $(STAGE_FLAGS)
 
 verify: build
-	$(DB_ENV) $(BIN)/bems verify $(STAGE_FLAGS)
+	$(BIN)/bems verify $(STAGE_FLAGS)
 
 # make rollback STAGE=normalize [RUN=id]   (file stages return to their previous run; load reverts a committed run)
 rollback: build
 	@test -n "$(STAGE)" || { echo "usage: make rollback STAGE=validate|normalize|dedupe|load [RUN=id]" >&2; exit 64; }
-	$(DB_ENV) $(BIN)/bems rollback $(STAGE) $(RUN) $(STAGE_FLAGS)
+	$(BIN)/bems rollback $(STAGE) $(RUN) $(STAGE_FLAGS)
 
 # make archive: pack the current normalize run (manifest + chunks) into archive/normalize-<run>.tar.
 # Chunks are already zstd-compressed and self-verifying; tar adds no compression.

@@ -1,4 +1,4 @@
 # refresh: REFRESH MATERIALIZED VIEW CONCURRENTLY daily_aggregates, skipped when no load changed data since.
 .PHONY: refresh
 refresh: load
-	$(DB_ENV) $(BIN)/bems-refresh $(STAGE_FLAGS)
+	$(BIN)/bems-refresh $(STAGE_FLAGS)

@@ -17,7 +17,22 @@ package struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "Log level: trace, debug, info, notice, warning, error, critical.")
     package var logLevel: Logger.Level = .notice
 
+    @Option(
+        help: ArgumentHelp(
+            "Share of days normalize keeps, 0 to 1 (overrides the environment's sample: dev and staging 0.1, prod 1).",
+            valueName: "fraction"))
+    package var sample: Double?
+
+    @Flag(name: .customLong("allow-superuser"), help: "prod only: accept a superuser database connection.")
+    package var allowSuperuser = false
+
     package init() {}
+
+    package func validate() throws {
+        if let sample, !(sample >= 0 && sample <= 1) {
+            throw ValidationError("--sample \(sample): expected a fraction from 0 to 1")
+        }
+    }
 
     /// Sets up logging to stderr and reads the configuration, applying `--work-dir`.
     ///
@@ -41,6 +56,16 @@ package struct CommonOptions: ParsableArguments {
         }
         if let workDir { configuration.workDir = workDir }
         return (configuration, logger)
+    }
+}
+
+extension CommonOptions {
+    /// The environment's database (``DatabaseTarget/resolve(config:env:environment:logger:)``): the URL from the
+    /// environment or `.env.<env>`, the embedded PostgreSQL for dev without one; `--allow-superuser` applied.
+    package func database(config: PipelineConfig, logger: Logger) throws -> DatabaseTarget {
+        var target = try DatabaseTarget.resolve(config: config, env: env, logger: logger)
+        target.allowSuperuser = allowSuperuser
+        return target
     }
 }
 

@@ -33,6 +33,7 @@ struct DedupeCommand: AsyncParsableCommand {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "dedupe")
             var options = DedupeStage.Options(config: config, env: common.env)
+            options.database = try common.database(config: config, logger: logger)
             options.force = force
             options.parallelism = parallelism
             let result = try await DedupeStage.run(options, logger: logger)

@@ -35,7 +35,7 @@ struct LoadCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "load")
-            let target = try DatabaseTarget.resolve(config: config, env: common.env)
+            let target = try common.database(config: config, logger: logger)
             var options = LoadStage.Options(config: config, env: common.env, database: target)
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify

@@ -29,6 +29,7 @@ struct NormalizeCommand: AsyncParsableCommand {
             var options = NormalizeStage.Options(config: config, env: common.env)
             options.inputs = inputs
             options.force = force
+            options.sample = common.sample
             let result = try await NormalizeStage.run(options, logger: logger)
             let t = result.manifest.totals
             if result.upToDate {
@@ -40,6 +41,11 @@ struct NormalizeCommand: AsyncParsableCommand {
                 "normalize: \(t["files", default: 0]) files -> \(t["chunks", default: 0]) chunks, \(readings) readings, "
                     + "\(bytes) bytes (\(readings > 0 ? String(format: "%.2f", Double(bytes) / Double(readings)) : "-") bytes/reading), "
                     + "\(String(format: "%.2f", result.manifest.seconds)) s, run \(result.manifest.runID)")
+            if let s = result.manifest.sample, s.fraction < 1 {
+                printError(
+                    "normalize: \(common.env) sample \(s.fraction): kept \(s.daysKept) of \(s.daysSeen) days, "
+                        + "\(s.readingsSkipped) readings of the other days left out (--sample 1 keeps everything)")
+            }
             return .ok
         }
     }

@@ -28,6 +28,7 @@ struct RefreshCommand: AsyncParsableCommand {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "refresh")
             var options = RefreshStage.Options(config: config, env: common.env)
+            options.database = try common.database(config: config, logger: logger)
             options.force = force
             options.ledgerSchema = ledgerSchema
             let result = try await RefreshStage.run(options, logger: logger)

@@ -42,7 +42,7 @@ struct RollbackCommand: AsyncParsableCommand {
             if stage == "load" {
                 var options = LoadRollback.Options(
                     config: config, env: common.env,
-                    database: try DatabaseTarget.resolve(config: config, env: common.env))
+                    database: try common.database(config: config, logger: logger))
                 options.run = run
                 let result = try LoadRollback.run(options, logger: logger)
                 print(

@@ -17,7 +17,7 @@ struct SetupCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "setup")
-            let target = try DatabaseTarget.resolve(config: config, env: common.env)
+            let target = try common.database(config: config, logger: logger)
             let db = try target.connect(logger: logger)
             let report = try DatabaseSetup.run(
                 on: db, timeZone: config.timeZone, ledgerSchema: ledgerSchema, logger: logger)

@@ -22,6 +22,9 @@ struct StatusCommand: AsyncParsableCommand {
         }
         var parts = keys.compactMap { key in s.totals?[key].map { "\(key) \($0)" } }
         if let verify = s.verify { parts.append("verify \(verify)") }
+        if let sample = s.sample, sample.fraction < 1 {
+            parts.append("sample \(sample.fraction): \(sample.daysKept)/\(sample.daysSeen) days")
+        }
         return parts.joined(separator: " ")
     }
 
@@ -31,7 +34,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let (config, _) = try common.prepare(stage: "status")
-            let stages = PipelineStatus.stages(config: config)
+            let stages = PipelineStatus.stages(config: config, env: common.env, sample: common.sample)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -27,7 +27,7 @@ struct VerifyCommand: AsyncParsableCommand {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "verify")
             var options = VerifyStage.Options(
-                config: config, env: common.env, database: try DatabaseTarget.resolve(config: config, env: common.env))
+                config: config, env: common.env, database: try common.database(config: config, logger: logger))
             options.runID = run
             options.ledgerSchema = ledgerSchema
             let report = try VerifyStage.run(options, logger: logger)

@@ -59,7 +59,9 @@ struct HostileCase: Decodable, Sendable, CustomTestStringConvertible {
     }
 
     func normalize(_ config: PipelineConfig) async throws -> NormalizeStage.Result {
-        try await NormalizeStage.run(.init(config: config, env: "dev"), logger: logger)
+        var options = NormalizeStage.Options(config: config, env: "dev")
+        options.sample = 1
+        return try await NormalizeStage.run(options, logger: logger)
     }
 
     func deadLetters(_ result: ValidateStage.Result) throws -> [DeadLetter] {

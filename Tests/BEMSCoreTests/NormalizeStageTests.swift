@@ -62,9 +62,12 @@ enum IndependentCSV {
         try await ValidateStage.run(.init(config: config, env: "dev"), logger: logger)
     }
 
-    func normalize(_ config: PipelineConfig, force: Bool = false) async throws -> NormalizeStage.Result {
+    func normalize(_ config: PipelineConfig, force: Bool = false, sample: Double = 1) async throws
+        -> NormalizeStage.Result
+    {
         var options = NormalizeStage.Options(config: config, env: "dev")
         options.force = force
+        options.sample = sample
         return try await NormalizeStage.run(options, logger: logger)
     }
 
@@ -221,9 +224,9 @@ enum IndependentCSV {
             ])
         _ = try await validate(config)
         _ = try await normalize(config)
-        #expect(PipelineStatus.stages(config: config).map(\.state).prefix(2) == ["up-to-date", "up-to-date"])
+        #expect(PipelineStatus.stages(config: config, sample: 1).map(\.state).prefix(2) == ["up-to-date", "up-to-date"])
         try Data(CSV.file(floor: 1, minutes: 12) { _, _ in "1" }.utf8).write(to: URL(fileURLWithPath: path))
-        let stale = PipelineStatus.stages(config: config)
+        let stale = PipelineStatus.stages(config: config, sample: 1)
         #expect(stale.map(\.state).prefix(2) == ["stale", "stale"])
         #expect(stale[0].reason?.contains("changed") == true)
     }

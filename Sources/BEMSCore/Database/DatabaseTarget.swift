@@ -2,43 +2,128 @@ import Foundation
 import Logging
 
 /// Where an environment's database is: the libpq connection string comes from the environment variable that
-/// pipeline.json names for it (`environments.<env>.databaseURLEnv`, default `BEMS_<ENV>_DATABASE_URL`).
+/// pipeline.json names for it (`environments.<env>.databaseURLEnv`, default `BEMS_<ENV>_DATABASE_URL`), set in the
+/// process environment or in a `.env.<env>` file in the current directory.
 ///
 /// A libpq keyword/value string or URI, so `PG*` variables, `.pgpass` and `sslmode` work as in psql. The string is
 /// never logged; use ``ConnectionString/redacted(_:)`` to show it.
+///
+/// Rules (README, Environments):
+/// - dev without a URL uses the embedded PostgreSQL in `<workDir>/pg` (``EmbeddedPostgres``), started on demand;
+///   staging and prod never fall back to it.
+/// - staging and prod get `sslmode=require` unless the string (or `PGSSLMODE`) chooses a mode: Supabase requires TLS.
+/// - A transaction-mode pooler is refused: port 6543 (Supabase's transaction pooler) at resolution, any other pooler
+///   that rotates server sessions when a connection opens (``connect(logger:)``).
+/// - prod refuses a superuser connection unless ``allowSuperuser`` is set (`--allow-superuser`).
 package struct DatabaseTarget: Sendable {
     package var env: String
     package var conninfo: String
+    /// Where the string came from, for messages: the variable name, or the embedded database.
     package var variable: String
     /// How connection attempts and chunk loads are retried after transient errors (`environments.<env>.retry`).
     package var retry = RetryPolicy()
+    /// prod only: accept a superuser connection.
+    package var allowSuperuser = false
+
+    package init(env: String, conninfo: String, variable: String, retry: RetryPolicy = RetryPolicy()) {
+        self.env = env
+        self.conninfo = conninfo
+        self.variable = variable
+        self.retry = retry
+    }
+
+    /// Supabase's transaction-mode pooler port; COPY, advisory locks and exported snapshots need a session.
+    package static let transactionPoolerPort = "6543"
 
     /// Resolves the connection string of `env`.
     ///
-    /// - Throws: ``PipelineError`` 64 when the environment is unknown or its variable is unset.
+    /// - Parameters:
+    ///   - environment: The variables to read; `nil` reads the process environment over `.env.<env>`.
+    ///   - logger: Told when the embedded dev database starts.
+    /// - Throws: ``PipelineError`` 64 when the environment is unknown, its variable is unset (staging, prod) or not a
+    ///   connection string, or it names a transaction pooler; 69 when the embedded database cannot start.
     package static func resolve(
-        config: PipelineConfig, env: String, environment: [String: String] = ProcessInfo.processInfo.environment
+        config: PipelineConfig, env: String, environment: [String: String]? = nil, logger: Logger? = nil
     ) throws -> DatabaseTarget {
         guard let settings = config.environments[env] else {
             throw PipelineError.usage("unknown environment \"\(env)\"")
         }
-        guard let value = environment[settings.databaseURLEnv], !value.isEmpty else {
-            throw PipelineError.usage(
-                "\(settings.databaseURLEnv) is not set: set it to the \(env) database's libpq URI "
-                    + "(make demo starts a local PostgreSQL for dev when it is unset)")
+        let variables = try environment ?? EnvironmentFile.merged(env: env)
+        guard let value = variables[settings.databaseURLEnv], !value.isEmpty else {
+            guard env == "dev" else {
+                throw PipelineError.usage(
+                    "\(settings.databaseURLEnv) is not set (in the environment or \(EnvironmentFile.name(env: env))): "
+                        + "set it to the \(env) database's libpq URI; \(env) never falls back to the embedded local database")
+            }
+            let embedded = EmbeddedPostgres(directory: config.workDir + "/pg")
+            try embedded.start(logger: logger)
+            var target = DatabaseTarget(
+                env: env, conninfo: embedded.url, variable: "the embedded dev PostgreSQL in \(embedded.directory)",
+                retry: settings.retry)
+            target.retry = settings.retry
+            return target
         }
-        return DatabaseTarget(env: env, conninfo: value, variable: settings.databaseURLEnv, retry: settings.retry)
+        guard let options = ConnectionString.options(value) else {
+            throw PipelineError.usage(
+                "\(settings.databaseURLEnv) is not a libpq connection string or URI (its value is not shown: it may hold a password)")
+        }
+        let port = options["port"] ?? variables["PGPORT"]
+        if port == transactionPoolerPort {
+            throw PipelineError.usage(
+                "\(settings.databaseURLEnv) points at port 6543, Supabase's transaction-mode pooler: bulk COPY, advisory "
+                    + "locks and snapshots need a session. Use the direct connection or the pooler's session mode (port 5432)")
+        }
+        var conninfo = value
+        if env != "dev", options["sslmode"] == nil, variables["PGSSLMODE"] == nil {
+            conninfo = ConnectionString.adding("sslmode", "require", to: conninfo)
+        }
+        return DatabaseTarget(env: env, conninfo: conninfo, variable: settings.databaseURLEnv, retry: settings.retry)
     }
 
     /// Opens a connection, retrying transient failures (refused, server starting up or shutting down, too many
-    /// connections) as ``retry`` allows; authentication and conninfo errors fail at once.
+    /// connections) as ``retry`` allows; authentication and conninfo errors fail at once. Then checks the session:
+    /// not a superuser in prod (unless allowed), not behind a transaction-mode pooler.
     ///
-    /// - Throws: ``PipelineError`` 69 (database unavailable) with the redacted reason.
+    /// - Throws: ``PipelineError`` 69 (database unavailable) with the redacted reason; 77 for a prod superuser;
+    ///   64 for a transaction pooler.
     package func connect(logger: Logger? = nil) throws -> PGConnection {
+        let db: PGConnection
         do {
-            return try retry.run("connect", logger: logger) { try PGConnection(conninfo: conninfo, logger: logger) }
+            db = try retry.run("connect", logger: logger) { try PGConnection(conninfo: conninfo, logger: logger) }
         } catch {
             throw PipelineError(.unavailable, "cannot connect to the \(env) database (\(variable)): \(error)")
+        }
+        if env == "prod", !allowSuperuser, db.parameterStatus("is_superuser") == "on" {
+            throw PipelineError(
+                .noPermission,
+                "the prod connection (\(variable)) is a superuser: use the importer role (bems setup --create-role), "
+                    + "or pass --allow-superuser")
+        }
+        try Self.checkSession(db, variable: variable)
+        return db
+    }
+
+    /// Refuses a pooler that does not keep one server session per client connection.
+    ///
+    /// A pooler answers the startup with its own backend key, so `PQbackendPID` differs from the server's
+    /// `pg_backend_pid()`. Behind a pooler, a session setting must survive to the next statement and the server
+    /// backend must stay the same; in transaction mode neither is promised, so it is refused.
+    static func checkSession(_ db: PGConnection, variable: String) throws {
+        guard let pid = try? db.exec("SELECT pg_backend_pid()").scalarInt64(), Int(pid) != db.backendPID else {
+            return
+        }
+        var pids: Set<Int64> = [pid]
+        _ = try? db.exec("SET application_name = 'bems-session-probe'")
+        var keepsSettings = true
+        for _ in 0..<3 {
+            if let p = try? db.exec("SELECT pg_backend_pid()").scalarInt64() { pids.insert(p) }
+            if (try? db.exec("SHOW application_name").scalar()) != "bems-session-probe" { keepsSettings = false }
+        }
+        if pids.count > 1 || !keepsSettings {
+            throw PipelineError.usage(
+                "\(variable) goes through a transaction-mode connection pooler (the server session changes between "
+                    + "statements): bulk COPY, advisory locks and snapshots need a session. Use the direct connection "
+                    + "or session mode (port 5432)")
         }
     }
 }

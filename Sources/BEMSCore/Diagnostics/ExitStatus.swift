@@ -10,6 +10,7 @@
 /// | 69 | Database unavailable |
 /// | 73 | Work directory locked by another run |
 /// | 74 | I/O error (disk full, read-only work dir, corrupt chunk) |
+/// | 77 | Not permitted: prod with a superuser connection, or a destructive prod command without confirmation |
 package enum ExitStatus: Int32, Sendable {
     case ok = 0
     case unexpected = 1
@@ -19,6 +20,7 @@ package enum ExitStatus: Int32, Sendable {
     case unavailable = 69
     case cantCreate = 73
     case ioError = 74
+    case noPermission = 77
 }
 
 /// An error that knows its exit status and prints without a stack of prefixes.

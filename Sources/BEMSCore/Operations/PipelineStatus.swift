@@ -18,13 +18,21 @@ package struct StageStatus: Codable, Equatable, Sendable {
     package var rolledBack: Int
     /// The load stage's last verify result (`passed`, `FAILED`), from `verify.json` in its run folder.
     package var verify: String?
+    /// Normalize: the day sample of the current run.
+    package var sample: SampleRecord?
 }
 
 /// Computes stage states from the work dir and the current inputs and settings.
 package enum PipelineStatus {
     /// Status of every stage. The file stages (validate, normalize) are compared with the current inputs and
     /// settings; the database stages with the run their upstream stage has now.
-    package static func stages(config: PipelineConfig, inputs: [String] = []) -> [StageStatus] {
+    ///
+    /// `env` and `sample` give the day sample normalize would apply now (the environment's, or an override).
+    package static func stages(
+        config: PipelineConfig, env: String = "dev", sample: Double? = nil, inputs: [String] = []
+    ) -> [StageStatus] {
+        var normalizeOptions = NormalizeStage.Options(config: config, env: env)
+        normalizeOptions.sample = sample
         let work = WorkDir(root: config.workDir)
         let hashed = try? HashedInput.resolve(arguments: inputs, config: config, workDir: work)
         var result: [StageStatus] = []
@@ -42,6 +50,7 @@ package enum PipelineStatus {
             status.createdAt = manifest.createdAt
             status.totals = manifest.totals
             status.passed = manifest.passed
+            status.sample = manifest.sample
             status.chunks = [.validate, .load, .refresh].contains(stage) ? nil : manifest.chunks.count
             if stage == .load {
                 status.verify = verifyResult(work.runDirectory(.load, manifest.runID) + "/verify.json")
@@ -56,7 +65,9 @@ package enum PipelineStatus {
                     changed = "inputs or settings changed since this run"
                 }
             case .normalize:
-                if let hashed, NormalizeStage.makeFingerprint(hashed, config: config) != manifest.fingerprint {
+                if let hashed, NormalizeStage.makeFingerprint(hashed, config: config, sample: normalizeOptions.daySample)
+                    != manifest.fingerprint
+                {
                     changed = "inputs or settings changed since this run"
                 }
             case .dedupe, .load, .refresh:

@@ -72,4 +72,17 @@ package struct StageManifest: Codable, Equatable, Sendable {
     package var totals: [String: Int]
     /// Seconds the run took.
     package var seconds: Double
+    /// Normalize only: the day sample applied (absent in runs that kept every day before sampling existed).
+    package var sample: SampleRecord? = nil
+}
+
+/// What a normalize run sampled: the fraction and the whole local days kept.
+package struct SampleRecord: Codable, Equatable, Sendable {
+    /// Share of days kept (1.0 = everything).
+    package var fraction: Double
+    /// Distinct local days seen in the inputs, and how many of them were kept.
+    package var daysSeen: Int
+    package var daysKept: Int
+    /// Readings of the days left out.
+    package var readingsSkipped: Int
 }

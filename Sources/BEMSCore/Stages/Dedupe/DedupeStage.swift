@@ -42,6 +42,9 @@ package enum DedupeStage {
         package var parallelism = 0
         /// The process environment, where ``DatabaseTarget`` finds the connection string (tests inject theirs).
         package var environment: [String: String] = ProcessInfo.processInfo.environment
+        /// The database, already resolved (the commands resolve it with their options); `nil` resolves it from
+        /// ``environment``.
+        package var database: DatabaseTarget?
 
         /// Creates options.
         package init(config: PipelineConfig, env: String) {
@@ -110,7 +113,8 @@ package enum DedupeStage {
         let allSensors = Array(Set(sensorLists.joined())).sorted()
 
         // The snapshot every read uses; the exporting session stays open until the workers are done.
-        let target = try DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment)
+        let target = try options.database
+            ?? DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment, logger: logger)
         let snapshot: SnapshotSession
         let tableExists: Bool
         let snapshotID: String?

@@ -12,10 +12,17 @@ package enum NormalizeStage {
         package var env: String
         package var inputs: [String] = []
         package var force = false
+        /// Share of days to keep; `nil` takes the environment's `sample` (dev and staging 0.1, prod 1.0).
+        package var sample: Double?
 
         package init(config: PipelineConfig, env: String) {
             self.config = config
             self.env = env
+        }
+
+        /// The day sample this run applies.
+        package var daySample: DaySample {
+            DaySample(fraction: sample ?? config.environments[env]?.sample ?? 1)
         }
     }
 
@@ -36,7 +43,8 @@ package enum NormalizeStage {
         defer { withExtendedLifetime(lock) {} }
         let inputs = try HashedInput.resolve(arguments: options.inputs, config: config, workDir: work)
         let validation = try checkValidated(inputs, work: work)
-        let fingerprint = makeFingerprint(inputs, config: config)
+        let sample = options.daySample
+        let fingerprint = makeFingerprint(inputs, config: config, sample: sample)
 
         if !options.force, let current = try work.currentManifest(.normalize), current.fingerprint == fingerprint {
             logger.info("normalize is up to date", metadata: ["run": "\(current.runID)"])
@@ -50,7 +58,8 @@ package enum NormalizeStage {
         logger.info("normalize started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
         let perFile = try await parallelMap(count: inputs.count) { index in
-            try normalizeFile(inputs[index], index: index, config: config, runID: runID, runDirectory: runDir)
+            try normalizeFile(
+                inputs[index], index: index, config: config, sample: sample, runID: runID, runDirectory: runDir)
         }
         // One flush for all chunk files before the manifest that names them is published.
         AtomicFile.syncFileSystem(containing: runDir + "/chunks")
@@ -61,6 +70,11 @@ package enum NormalizeStage {
         totals["bytes"] = chunks.reduce(0) { $0 + $1.bytes }
         totals["inputBytes"] = inputs.reduce(0) { $0 + $1.bytes }
         totals["anomalies"] = perFile.reduce(0) { $0 + $1.anomalies }
+        let sampleRecord = SampleRecord(
+            fraction: sample.fraction,
+            daysSeen: perFile.reduce(into: Set<Int>()) { $0.formUnion($1.daysSeen) }.count,
+            daysKept: perFile.reduce(into: Set<Int>()) { $0.formUnion($1.daysKept) }.count,
+            readingsSkipped: perFile.reduce(0) { $0 + $1.readingsSkipped })
         let manifest = StageManifest(
             stage: .normalize, runID: runID, previousRunID: work.currentRunID(.normalize),
             createdAt: ISO8601DateFormatter().string(from: started), bemsVersion: BEMS.version, env: options.env,
@@ -69,21 +83,26 @@ package enum NormalizeStage {
                 InputRecord(
                     path: $0.file.path, name: $0.file.name, floor: $0.file.floor, sha256: $0.sha256, bytes: $0.bytes)
             },
-            chunks: chunks, passed: true, totals: totals, seconds: Date().timeIntervalSince(started))
+            chunks: chunks, passed: true, totals: totals, seconds: Date().timeIntervalSince(started),
+            sample: sampleRecord)
         try work.publish(manifest)
         logger.notice(
             "normalize finished",
             metadata: [
                 "run": "\(runID)", "chunks": "\(chunks.count)", "rows.out": "\(totals["readings"]!)",
                 "bytes": "\(totals["bytes"]!)", "seconds": "\(String(format: "%.2f", manifest.seconds))",
+                "sample": "\(sample.fraction)", "days.kept": "\(sampleRecord.daysKept)/\(sampleRecord.daysSeen)",
             ])
         return Result(manifest: manifest, upToDate: false, runDirectory: runDir)
     }
 
     /// The fingerprint of a normalize run over `inputs` (also used by `bems status`).
-    static func makeFingerprint(_ inputs: [HashedInput], config: PipelineConfig) -> String {
-        Fingerprint.make(
-            .normalize, [config.parsingFingerprint, config.chunkingFingerprint] + inputs.map(\.fingerprintLine))
+    static func makeFingerprint(_ inputs: [HashedInput], config: PipelineConfig, sample: DaySample) -> String {
+        // A complete sample adds nothing, so runs from before sampling existed stay up to date.
+        let sampleLine = sample.isComplete ? [] : ["sample=\(sample.fraction)"]
+        return Fingerprint.make(
+            .normalize,
+            [config.parsingFingerprint, config.chunkingFingerprint] + sampleLine + inputs.map(\.fingerprintLine))
     }
 
     /// Checks that validate's current run covers every input with the same content and passed.
@@ -114,6 +133,9 @@ package enum NormalizeStage {
     struct FileOutcome: Sendable {
         var chunks: [ChunkRecord]
         var anomalies: Int
+        var daysSeen: Set<Int> = []
+        var daysKept: Set<Int> = []
+        var readingsSkipped = 0
     }
 
     /// Appends a row's readings to a chunk; returns how many are anomalies. A separate function so the row loop
@@ -138,10 +160,16 @@ package enum NormalizeStage {
 
     /// Normalizes one file into chunk files, streaming: one chunk in memory at a time.
     static func normalizeFile(
-        _ input: HashedInput, index: Int, config: PipelineConfig, runID: String, runDirectory: String
+        _ input: HashedInput, index: Int, config: PipelineConfig, sample: DaySample, runID: String,
+        runDirectory: String
     ) throws -> FileOutcome {
         var chunks: [ChunkRecord] = []
         var anomalies = 0
+        var daysSeen = Set<Int>()
+        var daysKept = Set<Int>()
+        var readingsSkipped = 0
+        var lastDay = Int.min
+        var lastDayKept = true
         var builder = ChunkData()
         var builderKey = Int64.min
         var builderDay = 0
@@ -179,6 +207,16 @@ package enum NormalizeStage {
             ) { row, _ in
                 guard row.rowError == nil, row.readings > 0 else { return }
                 let day = Int(row.localTime >= 0 ? row.localTime / 86_400 : (row.localTime - 86_399) / 86_400)
+                if day != lastDay {  // rows come in time order: one hash per day, not per row
+                    lastDay = day
+                    lastDayKept = sample.includes(day: day)
+                    daysSeen.insert(day)
+                    if lastDayKept { daysKept.insert(day) }
+                }
+                guard lastDayKept else {
+                    readingsSkipped += row.readings
+                    return
+                }
                 let key = Int64(day) >= 0 ? Int64(day) / daysPerChunk : (Int64(day) - daysPerChunk + 1) / daysPerChunk
                 if key != builderKey || builder.count + row.readings > config.chunk.maxRows {
                     try flush()
@@ -191,6 +229,8 @@ package enum NormalizeStage {
         } catch let failure as HeaderFailure {
             throw PipelineError.data(failure.diagnostic.description)
         }
-        return FileOutcome(chunks: chunks, anomalies: anomalies)
+        return FileOutcome(
+            chunks: chunks, anomalies: anomalies, daysSeen: daysSeen, daysKept: daysKept,
+            readingsSkipped: readingsSkipped)
     }
 }

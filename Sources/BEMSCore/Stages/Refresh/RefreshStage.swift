@@ -28,6 +28,9 @@ package enum RefreshStage {
         package var ledgerSchema = Schema.defaultLedgerSchema
         /// The process environment, where ``DatabaseTarget`` finds the connection string.
         package var environment: [String: String] = ProcessInfo.processInfo.environment
+        /// The database, already resolved (the commands resolve it with their options); `nil` resolves it from
+        /// ``environment``.
+        package var database: DatabaseTarget?
 
         /// Creates options.
         package init(config: PipelineConfig, env: String) {
@@ -56,7 +59,8 @@ package enum RefreshStage {
         let lock = try WorkDirLock(directory: work.root)
         defer { withExtendedLifetime(lock) {} }
 
-        let target = try DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment)
+        let target = try options.database
+            ?? DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment, logger: logger)
         let db = try target.connect(logger: logger)
         let schema = Schema(timeZone: config.timeZone, ledgerSchema: options.ledgerSchema)
         do {
