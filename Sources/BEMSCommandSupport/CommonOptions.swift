@@ -105,6 +105,15 @@ package func runReportingErrors(_ body: () async throws -> ExitStatus) async thr
     if status != .ok { throw ExitCode(status.rawValue) }
 }
 
+/// Destructive commands against prod (rollback, role changes) need `--env prod` spelled out, which selecting prod
+/// already requires, and `--confirm-prod`.
+///
+/// - Throws: ``PipelineError`` 77 without the confirmation.
+package func requireProdConfirmation(env: String, confirmed: Bool, action: String) throws {
+    guard env == "prod", !confirmed else { return }
+    throw PipelineError(.noPermission, "\(action) changes the prod database: add --confirm-prod to go ahead")
+}
+
 /// Writes a line to stderr (human summaries; stdout stays for data).
 package func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))

@@ -16,7 +16,7 @@ struct RollbackCommand: AsyncParsableCommand {
             bems rollback load [RUN]       delete what load run RUN inserted and restore what it updated \
             (default: the latest committed load run)
             Exit status: 0 OK, 65 refused (a later load touched the same readings), 66 nothing to roll back, \
-            69 database unavailable, 73 work directory or load locked.
+            69 database unavailable, 73 work directory or load locked, 77 prod without --confirm-prod.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -26,6 +26,9 @@ struct RollbackCommand: AsyncParsableCommand {
 
     @Argument(help: "load only: the ledger run id or the load run id of the work directory.")
     var run: String?
+
+    @Flag(name: .customLong("confirm-prod"), help: "Confirm a rollback in prod (required with --env prod).")
+    var confirmProd = false
 
     func validate() throws {
         guard ["validate", "normalize", "dedupe", "load"].contains(stage) else {
@@ -39,6 +42,7 @@ struct RollbackCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let (config, logger) = try common.prepare(stage: "rollback")
+            try requireProdConfirmation(env: common.env, confirmed: confirmProd, action: "rollback \(stage)")
             if stage == "load" {
                 var options = LoadRollback.Options(
                     config: config, env: common.env,

@@ -79,7 +79,37 @@ package struct Schema: Sendable {
             try setupReadings(on: db)
             try setupAggregates(on: db)
             try setupLedger(on: db)
+            try setupFunctions(on: db)
         }
+    }
+
+    /// The `SECURITY DEFINER` functions through which a non-owner (the importer role) refreshes the view and
+    /// analyzes the tables: both need ownership, and owning the view would also let the importer drop it. They run
+    /// with the rights of whoever ran `bems setup`, with a fixed `search_path`, and do nothing else.
+    package static let refreshFunction = "refresh_daily_aggregates"
+    package static let analyzeFunction = "analyze_readings"
+
+    private func setupFunctions(on db: PGConnection) throws {
+        guard
+            let home = try db.exec(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+                parameters: [Self.readingsTable]
+            ).scalar()
+        else { return }
+        try db.exec(
+            Self.createFunctionsSQL(ledger: try db.quoteIdentifier(ledgerSchema), home: try db.quoteIdentifier(home)))
+    }
+
+    /// Refreshes `daily_aggregates` through the ledger schema's function (works for the owner and the importer).
+    package func refreshDailyAggregates(on db: PGConnection, concurrently: Bool = true) throws {
+        try db.exec(
+            "SELECT \(try db.quoteIdentifier(ledgerSchema)).\(Self.refreshFunction)($1::boolean)",
+            parameters: [concurrently ? "true" : "false"])
+    }
+
+    /// `ANALYZE` of the readings table and the view, through the ledger schema's function.
+    package func analyze(on db: PGConnection) throws {
+        try db.exec("SELECT \(try db.quoteIdentifier(ledgerSchema)).\(Self.analyzeFunction)()")
     }
 
     /// Checks, without changing anything, that every object exists and is compatible.
@@ -107,6 +137,12 @@ package struct Schema: Sendable {
                 return try columnProblems(oid: oid, expected: columns, on: db)
             }
         }
+        for function in ["\(Self.refreshFunction)(boolean)", "\(Self.analyzeFunction)()"] {
+            let name = try db.quoteIdentifier(ledgerSchema) + "." + function
+            try collect(ledgerSchema + "." + function) {
+                try db.exec("SELECT to_regprocedure($1) IS NULL", parameters: [name]).scalar() == "t" ? ["missing"] : []
+            }
+        }
         if !problems.isEmpty {
             throw SchemaError(
                 kind: .incompatible,
@@ -116,15 +152,6 @@ package struct Schema: Sendable {
         }
     }
 
-    /// Recomputes `daily_aggregates`.
-    ///
-    /// - Parameters:
-    ///   - db: The connection.
-    ///   - concurrently: Use `REFRESH … CONCURRENTLY`, which lets readers keep querying the old contents; it needs the
-    ///     view to have been populated once.
-    package func refreshDailyAggregates(on db: PGConnection, concurrently: Bool = true) throws(PostgresError) {
-        try db.exec("REFRESH MATERIALIZED VIEW \(concurrently ? "CONCURRENTLY " : "")\(Self.aggregatesView)")
-    }
 
     // MARK: - Steps
 
@@ -422,6 +449,30 @@ extension Schema {
 // MARK: - SQL
 
 extension Schema {
+    /// The maintenance functions (see ``refreshFunction``). `concurrent` keeps readers on the old contents; it needs
+    /// the view to have been populated once.
+    package static func createFunctionsSQL(ledger s: String, home h: String) -> String {
+        """
+        CREATE OR REPLACE FUNCTION \(s).\(refreshFunction)(concurrent boolean) RETURNS void
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+        BEGIN
+            IF concurrent THEN
+                REFRESH MATERIALIZED VIEW CONCURRENTLY \(h).\(aggregatesView);
+            ELSE
+                REFRESH MATERIALIZED VIEW \(h).\(aggregatesView);
+            END IF;
+        END $fn$;
+        CREATE OR REPLACE FUNCTION \(s).\(analyzeFunction)() RETURNS void
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+        BEGIN
+            ANALYZE \(h).\(readingsTable);
+            ANALYZE \(h).\(aggregatesView);
+        END $fn$;
+        REVOKE ALL ON FUNCTION \(s).\(refreshFunction)(boolean) FROM PUBLIC;
+        REVOKE ALL ON FUNCTION \(s).\(analyzeFunction)() FROM PUBLIC;
+        """
+    }
+
     /// The readings table, exactly as the application defines it, with its natural key.
     package static let createReadingsTableSQL = """
         CREATE TABLE sensor_readings (

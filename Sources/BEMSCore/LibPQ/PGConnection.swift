@@ -437,3 +437,18 @@ private func noticeProcessor(_ context: UnsafeMutableRawPointer?, _ message: Uns
     while text.last == "\n" { text.removeLast() }
     logger.debug("postgres notice", metadata: ["pg.notice": "\(text)"])
 }
+
+extension PGConnection {
+    /// The password hashed by libpq on the client (`PQencryptPasswordConn`, the server's `password_encryption`
+    /// algorithm, SCRAM-SHA-256 by default), for `ALTER ROLE … PASSWORD`: the clear text never reaches the server,
+    /// its logs or `pg_stat_statements`.
+    ///
+    /// - Throws: ``PostgresError`` with libpq's message.
+    package func encryptedPassword(_ password: String, user: String) throws(PostgresError) -> String {
+        guard let hashed = PQencryptPasswordConn(handle, password, user, nil) else {
+            throw PostgresError(code: .queryFailed, message: "cannot hash the password: \(Self.errorMessage(of: handle))")
+        }
+        defer { PQfreemem(hashed) }
+        return String(cString: hashed)
+    }
+}

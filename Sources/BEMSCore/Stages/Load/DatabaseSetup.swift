@@ -15,6 +15,47 @@ package enum DatabaseSetup {
         package var lines: [String] { objects.map { "\($0.created ? "created" : "exists ") \($0.name)" } }
     }
 
+    /// Makes sure the schema is there before a stage writes: when ``Schema/verify(on:)`` passes, nothing is
+    /// created (the importer role may not create anything); otherwise ``run(on:timeZone:ledgerSchema:logger:)``
+    /// creates what is missing, which needs the owner's rights.
+    ///
+    /// - Throws: ``PipelineError`` 64 when the schema is incomplete and this role may not create it.
+    package static func ensure(on db: PGConnection, timeZone: String, ledgerSchema: String) throws {
+        // Besides what verify checks: the ledger's additive table, and the secondary indexes a killed first load
+        // may have left dropped.
+        let extra = [
+            try db.quoteIdentifier(ledgerSchema) + ".sensor_day_stats", "sensor_readings_timestamp_brin",
+            "sensor_readings_floor_number_timestamp_idx",
+        ]
+        func exists(_ name: String) throws -> Bool {
+            try db.exec("SELECT to_regclass($1) IS NOT NULL", parameters: [name]).scalar() == "t"
+        }
+        if (try? Schema(timeZone: timeZone, ledgerSchema: ledgerSchema).verify(on: db)) != nil,
+            try extra.allSatisfy(exists)
+        {
+            return
+        }
+        do {
+            try Schema(timeZone: timeZone, ledgerSchema: ledgerSchema).setup(on: db)
+            try LoadLedger(schema: ledgerSchema, timeZone: timeZone).ensureTables(on: db)
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            throw PipelineError.usage(
+                "the database is not (completely) set up for bems and this role may not create it: "
+                    + "run bems setup as the database owner first (\(error.message))")
+        } catch let error as SchemaError {
+            throw PipelineError.usage("\(error)")
+        }
+    }
+
+    /// Whether the connected role owns `sensor_readings` (directly or through membership), which dropping and
+    /// rebuilding its indexes needs. The importer role does not, so its first load keeps the indexes.
+    package static func ownsReadings(on db: PGConnection) throws -> Bool {
+        try db.exec(
+            "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)",
+            parameters: [Schema.readingsTable]
+        ).scalar() == "t"
+    }
+
     /// Creates what is missing.
     ///
     /// - Throws: ``PipelineError`` 64 naming every problem when an existing object is incompatible or the time zone

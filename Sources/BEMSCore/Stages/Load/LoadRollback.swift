@@ -40,7 +40,7 @@ package enum LoadRollback {
     package static func run(_ options: Options, logger: Logger) throws -> Result {
         let db = try options.database.connect(logger: logger)
         let ledger = LoadLedger(schema: options.ledgerSchema, timeZone: options.config.timeZone)
-        try ledger.ensureTables(on: db)
+        try DatabaseSetup.ensure(on: db, timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
         try ledger.lock(on: db)
         defer { ledger.unlock(on: db) }
         let q = try ledger.q(db)

@@ -96,8 +96,7 @@ package enum LoadStage {
         // restarting) released whatever it held.
         let db = try options.database.retry.run("load setup", logger: logger) { () throws -> PGConnection in
             let db = try options.database.connect(logger: logger)
-            try Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema).setup(on: db)
-            try ledger.ensureTables(on: db)
+            try DatabaseSetup.ensure(on: db, timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
             try ledger.lock(on: db)
             return db
         }
@@ -128,7 +127,8 @@ package enum LoadStage {
         let schema = Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
         var droppedIndexes = false
         if options.dropIndexesOnFirstLoad, pending.count > 1,
-            try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t"
+            try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t",
+            try DatabaseSetup.ownsReadings(on: db)
         {
             try db.exec(
                 "DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
@@ -152,7 +152,7 @@ package enum LoadStage {
             // Fresh planner statistics after a big load, so verify (and the application) get index plans.
             if droppedIndexes || inserted >= 1_000_000 {
                 let t0 = Date()
-                try db.exec("ANALYZE \(Schema.readingsTable)")
+                try schema.analyze(on: db)
                 logger.info(
                     "table analyzed", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
             }

@@ -131,8 +131,7 @@ package enum RefreshStage {
             try schema.refreshDailyAggregates(on: db, concurrently: populated)
             report.refreshSeconds = Date().timeIntervalSince(t)
             t = Date()
-            try db.exec("ANALYZE \(Schema.readingsTable)")
-            try db.exec("ANALYZE \(Schema.aggregatesView)")
+            try schema.analyze(on: db)
             report.analyzeSeconds = Date().timeIntervalSince(t)
             report.aggregateRows =
                 Int(try db.exec("SELECT count(*) FROM \(Schema.aggregatesView)").scalar() ?? "0") ?? 0
