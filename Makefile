@@ -43,6 +43,7 @@ stop-db:
 	@bash stages/pg-embedded.sh stop $(WORK)/pg
 
 test: deps
+	@bash stages/ensure-deps.sh --with-postgres --with-test-tools
 	@bash stages/test.sh
 
 bench: deps

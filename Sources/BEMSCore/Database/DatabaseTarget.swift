@@ -99,30 +99,36 @@ package struct DatabaseTarget: Sendable {
                 "the prod connection (\(variable)) is a superuser: use the importer role (bems setup --create-role), "
                     + "or pass --allow-superuser")
         }
-        try Self.checkSession(db, variable: variable)
+        try checkSession(db)
         return db
     }
 
     /// Refuses a pooler that does not keep one server session per client connection.
     ///
     /// A pooler answers the startup with its own backend key, so `PQbackendPID` differs from the server's
-    /// `pg_backend_pid()`. Behind a pooler, a session setting must survive to the next statement and the server
-    /// backend must stay the same; in transaction mode neither is promised, so it is refused.
-    static func checkSession(_ db: PGConnection, variable: String) throws {
+    /// `pg_backend_pid()`; without a pooler, nothing more is checked. Behind one, a second client connection is
+    /// opened while the first is idle: in session mode each client keeps its own server session, so the two
+    /// backends differ; in transaction mode the idle client's server connection went back to the pool and the second
+    /// client gets the same backend. The first connection's backend must also stay the same from statement to
+    /// statement. Tested against a real pgbouncer in both modes.
+    func checkSession(_ db: PGConnection) throws {
         guard let pid = try? db.exec("SELECT pg_backend_pid()").scalarInt64(), Int(pid) != db.backendPID else {
             return
         }
         var pids: Set<Int64> = [pid]
-        _ = try? db.exec("SET application_name = 'bems-session-probe'")
-        var keepsSettings = true
-        for _ in 0..<3 {
+        for _ in 0..<2 {
             if let p = try? db.exec("SELECT pg_backend_pid()").scalarInt64() { pids.insert(p) }
-            if (try? db.exec("SHOW application_name").scalar()) != "bems-session-probe" { keepsSettings = false }
         }
-        if pids.count > 1 || !keepsSettings {
+        var shared = false
+        if let second = try? PGConnection(conninfo: conninfo),
+            let other = try? second.exec("SELECT pg_backend_pid()").scalarInt64()
+        {
+            shared = pids.contains(other)
+        }
+        if pids.count > 1 || shared {
             throw PipelineError.usage(
-                "\(variable) goes through a transaction-mode connection pooler (the server session changes between "
-                    + "statements): bulk COPY, advisory locks and snapshots need a session. Use the direct connection "
+                "\(variable) goes through a transaction-mode connection pooler (server sessions are shared between "
+                    + "clients): bulk COPY, advisory locks and snapshots need a session. Use the direct connection "
                     + "or session mode (port 5432)")
         }
     }
