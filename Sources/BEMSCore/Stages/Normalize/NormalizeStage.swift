@@ -38,7 +38,9 @@ package enum NormalizeStage {
         let validation = try checkValidated(inputs, work: work)
         let fingerprint = makeFingerprint(inputs, config: config)
 
-        if !options.force, let current = try work.currentManifest(.normalize), current.fingerprint == fingerprint {
+        if !options.force, let current = try work.currentManifest(.normalize), current.fingerprint == fingerprint,
+            work.staleReason(.normalize, current.runID) == nil
+        {
             logger.info("normalize is up to date", metadata: ["run": "\(current.runID)"])
             return Result(manifest: current, upToDate: true, runDirectory: work.runDirectory(.normalize, current.runID))
         }
@@ -46,6 +48,9 @@ package enum NormalizeStage {
         let started = Date()
         let runID = try work.createRun(.normalize)
         let runDir = work.runDirectory(.normalize, runID)
+        // A failure (disk full, read-only, I/O) leaves no run folder behind; a kill leaves one without a manifest.
+        var published = false
+        defer { if !published { work.discardRun(.normalize, runID) } }
         try AtomicFile.makeDirectory(runDir + "/chunks")
         logger.info("normalize started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
@@ -71,6 +76,7 @@ package enum NormalizeStage {
             },
             chunks: chunks, passed: true, totals: totals, seconds: Date().timeIntervalSince(started))
         try work.publish(manifest)
+        published = true
         logger.notice(
             "normalize finished",
             metadata: [
