@@ -91,4 +91,17 @@ struct LedgerMigrationTests {
             #expect(orphan?.sqlState == "23503")
         }
     }
+
+    @Test func setupRestoresPieceKeysThatWereDropped() throws {
+        try TestDatabase.withSchema { db, schema in
+            let setup = Schema(ledgerSchema: schema)
+            try setup.setup(on: db)
+            // Dropping the column takes the primary key and the foreign key with it.
+            try db.exec("ALTER TABLE loaded_chunks DROP COLUMN piece_start CASCADE")
+            try setup.setup(on: db)
+            #expect(try Self.keyColumns(db, "\(schema).loaded_chunks", type: "p") == "run_id,chunk_name,piece_start")
+            #expect(
+                try Self.keyColumns(db, "\(schema).replaced_readings", type: "f") == "run_id,chunk_name,piece_start")
+        }
+    }
 }

@@ -186,6 +186,23 @@ struct LoadPieceTests {
             #expect(rerun.exitStatus == .ok && rerun.verify?.passed == true)
             try Self.expectPiecesCoverEveryChunkOnce(f)
             #expect(try f.tableContent() == f.expectedContent())
+
+            // Verify notices a missing piece: mark the second piece of one chunk rolled back in the ledger.
+            let piece = try #require(
+                try f.db.exec(
+                    "SELECT chunk_name, piece_start, row_count FROM loaded_chunks WHERE piece_start > 0 ORDER BY 1, 2 LIMIT 1"
+                ).rows.first)
+            try f.db.exec(
+                "UPDATE loaded_chunks SET status = 'rolled_back', rolled_back_at = now() WHERE chunk_name = $1 AND piece_start = $2",
+                parameters: [piece[0], piece[1]])
+            let report = try f.verify()
+            let start = Int(piece[1] ?? "") ?? -1
+            let end = start + (Int(piece[2] ?? "") ?? 0) - 1
+            let incomplete = report.mismatches.filter { $0.kind == "chunk-incomplete" }
+            #expect(incomplete.count == 1)
+            #expect(incomplete.first?.chunk == piece[0])
+            #expect(incomplete.first?.actual.hasSuffix("missing rows \(start)-\(end)") == true)
+            #expect(report.mismatches.contains { $0.kind == "chunk-counts" && $0.chunk == piece[0] })
         }
     }
 

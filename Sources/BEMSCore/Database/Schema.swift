@@ -206,26 +206,34 @@ package struct Schema: Sendable {
 
     /// Brings a ledger created before chunk pieces existed up to date: adds `piece_start` (0, the whole chunk, for
     /// every existing row) to `loaded_chunks` and `replaced_readings`, and moves the primary key of `loaded_chunks`
-    /// and the foreign key of `replaced_readings` to include it. Does nothing (and takes no table lock) when the
-    /// ledger is current. Runs inside ``setup(on:)``'s transaction and advisory lock.
+    /// and the foreign key of `replaced_readings` to include it (creating them when missing). Does nothing (and takes
+    /// no table lock) when the ledger is current. Runs inside ``setup(on:)``'s transaction and advisory lock.
     private func migrateLedgerToPieces(on db: PGConnection) throws {
         let s = try db.quoteIdentifier(ledgerSchema)
         let chunks = s + ".loaded_chunks"
         let replaced = s + ".replaced_readings"
+        // Per table: whether piece_start exists; the primary key of loaded_chunks (name, whether it has piece_start);
+        // the foreign keys of replaced_readings to loaded_chunks without piece_start, and whether one with it exists.
         let state = try db.exec(
             """
+            WITH pk AS (
+                SELECT conname, 'piece_start' = ANY (
+                    SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = ANY (conkey)) AS piece
+                FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'
+            ), fk AS (
+                SELECT conname, 'piece_start' = ANY (
+                    SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = ANY (conkey)) AS piece
+                FROM pg_constraint WHERE conrelid = to_regclass($2) AND contype = 'f' AND confrelid = to_regclass($1)
+            )
             SELECT
                 EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'piece_start'
                         AND NOT attisdropped),
                 EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'piece_start'
                         AND NOT attisdropped),
-                (SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'
-                   AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = conrelid AND a.attnum = ANY(conkey)
-                                   AND a.attname = 'piece_start')),
-                (SELECT string_agg(quote_ident(conname), ',') FROM pg_constraint
-                 WHERE conrelid = to_regclass($2) AND contype = 'f' AND confrelid = to_regclass($1)
-                   AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = conrelid AND a.attnum = ANY(conkey)
-                                   AND a.attname = 'piece_start'))
+                (SELECT conname FROM pk),
+                coalesce((SELECT piece FROM pk), false),
+                (SELECT string_agg(quote_ident(conname), ',') FROM fk WHERE NOT piece),
+                EXISTS (SELECT 1 FROM fk WHERE piece)
             """,
             parameters: [chunks, replaced]
         ).rows[0]
@@ -236,25 +244,24 @@ package struct Schema: Sendable {
         if state[1] != "t" {
             try db.exec("ALTER TABLE \(replaced) ADD COLUMN piece_start BIGINT NOT NULL DEFAULT 0")
         }
-        let oldKey = state[2]
-        let oldForeignKeys = state[3]
-        guard oldKey != nil || oldForeignKeys != nil else { return }
-        if let oldForeignKeys {
-            for name in oldForeignKeys.split(separator: ",") {
-                try db.exec("ALTER TABLE \(replaced) DROP CONSTRAINT \(name)")
-            }
+        // Foreign keys on the old key go first: they depend on the primary key's index.
+        for name in (state[4] ?? "").split(separator: ",") {
+            try db.exec("ALTER TABLE \(replaced) DROP CONSTRAINT \(name)")
         }
-        if let oldKey {
+        if state[3] != "t" {
+            let drop = try state[2].map { "DROP CONSTRAINT \(try db.quoteIdentifier($0)), " } ?? ""
             try db.exec(
-                "ALTER TABLE \(chunks) DROP CONSTRAINT \(try db.quoteIdentifier(oldKey)), "
-                    + "ADD CONSTRAINT loaded_chunks_pkey PRIMARY KEY (run_id, chunk_name, piece_start)")
+                "ALTER TABLE \(chunks) \(drop)ADD CONSTRAINT loaded_chunks_pkey PRIMARY KEY (run_id, chunk_name, piece_start)"
+            )
         }
-        try db.exec(
-            """
-            ALTER TABLE \(replaced) ADD CONSTRAINT replaced_readings_piece_fkey
-                FOREIGN KEY (run_id, chunk_name, piece_start)
-                REFERENCES \(chunks) (run_id, chunk_name, piece_start) ON DELETE CASCADE
-            """)
+        if state[5] != "t" {
+            try db.exec(
+                """
+                ALTER TABLE \(replaced) ADD CONSTRAINT replaced_readings_piece_fkey
+                    FOREIGN KEY (run_id, chunk_name, piece_start)
+                    REFERENCES \(chunks) (run_id, chunk_name, piece_start) ON DELETE CASCADE
+                """)
+        }
     }
 
     // MARK: - Compatibility checks
