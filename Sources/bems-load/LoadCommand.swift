@@ -12,8 +12,10 @@ struct LoadCommand: AsyncParsableCommand {
         discussion: """
             The connection string comes from the environment variable pipeline.json names for --env. Every chunk's \
             SHA-256 is checked before anything is loaded. Chunks already committed in the ledger are skipped, so a \
-            rerun after a crash converges. Exit status: 0 OK (or up to date), 65 the database changed since dedupe \
-            or verify found a mismatch, 66 no dedupe run, 69 database unavailable, 73 locked, 74 corrupt chunk.
+            rerun after a crash converges. A chunk whose COPY or update hits the statement timeout is loaded in \
+            halves, down to load.minPieceRows. Exit status: 0 OK (or up to date), 65 the database changed since \
+            dedupe or verify found a mismatch, 66 no dedupe run, 69 database unavailable (or a piece at \
+            load.minPieceRows still timed out), 73 locked, 74 corrupt chunk.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -52,7 +54,9 @@ struct LoadCommand: AsyncParsableCommand {
                     "load run \(result.manifest?.runID ?? "?") (ledger run \(result.ledgerRunID.map(String.init) ?? "?")): "
                         + "\(result.chunksLoaded) chunks loaded, \(result.chunksSkipped) skipped, "
                         + "\(result.inserted) inserted, \(result.updated) updated, "
-                        + "slowest chunk \(String(format: "%.3f", result.maxChunkSeconds)) s")
+                        + "slowest chunk \(String(format: "%.3f", result.maxChunkSeconds)) s"
+                        + (result.splits > 0
+                            ? ", \(result.splits) splits after statement timeouts (\(result.pieces) pieces)" : ""))
                 if let verify = result.verify {
                     print(verify.summary())
                 }

@@ -50,7 +50,9 @@ struct RollbackCommand: AsyncParsableCommand {
                 options.run = run
                 let result = try LoadRollback.run(options, logger: logger)
                 print(
-                    "load run \(result.ledgerRunID) rolled back: \(result.chunks) chunks, \(result.deleted) readings "
+                    "load run \(result.ledgerRunID) rolled back: \(result.chunks) chunks"
+                        + (result.pieces != result.chunks ? " (\(result.pieces) pieces)" : "")
+                        + ", \(result.deleted) readings "
                         + "deleted, \(result.restored) restored")
                 return .ok
             }

@@ -10,7 +10,8 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    /// The headline counts of a stage, e.g. `readings 801094` or `inserted 801094 updated 0 verify passed`.
+    /// The headline counts of a stage, e.g. `readings 801094` or `inserted 801094 updated 0 verify passed`; a load
+    /// that split chunks after statement timeouts adds `splits 3 pieces 31`.
     static func figures(_ s: StageStatus) -> String {
         let keys: [String]
         switch s.stage {
@@ -21,6 +22,9 @@ struct StatusCommand: AsyncParsableCommand {
         case .refresh: keys = ["refreshMilliseconds", "aggregateRows"]
         }
         var parts = keys.compactMap { key in s.totals?[key].map { "\(key) \($0)" } }
+        if s.stage == .load, let splits = s.totals?["splits"], splits > 0 {
+            parts.append("splits \(splits) pieces \(s.totals?["pieces"] ?? 0)")
+        }
         if let verify = s.verify { parts.append("verify \(verify)") }
         if let sample = s.sample, sample.fraction < 1 {
             parts.append("sample \(sample.fraction): \(sample.daysKept)/\(sample.daysSeen) days")

@@ -16,6 +16,7 @@ import Testing
         #expect(config.environments == PipelineConfig.defaultEnvironments)
         #expect(config.timeZone == "Asia/Bangkok")
         #expect(config.rejectThreshold == 0.001)
+        #expect(config.load == PipelineConfig.Loading())
     }
 
     @Test func readsEveryKey() throws {
@@ -63,6 +64,56 @@ import Testing
         #expect(error?.exitStatus == .usage)
         #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
         #expect(error?.message.hasPrefix("p.json: ") == true)
+    }
+
+    @Test func loadAndStatementTimeoutSettingsAreRead() throws {
+        let c = try parse(
+            """
+            {"load": {"minPieceRows": 2500},
+             "environments": {"dev": {"statementTimeout": "30s"}, "staging": {"statementTimeout": 1500},
+                              "prod": {"statementTimeout": "2min"}}}
+            """)
+        #expect(c.load.minPieceRows == 2500)
+        #expect(c.environments["dev"]?.statementTimeoutMilliseconds == 30_000)
+        #expect(c.environments["staging"]?.statementTimeoutMilliseconds == 1500)
+        #expect(c.environments["prod"]?.statementTimeoutMilliseconds == 120_000)
+        let defaults = try parse("{}")
+        #expect(defaults.load.minPieceRows == 10_000)
+        #expect(defaults.environments.values.allSatisfy { $0.statementTimeoutMilliseconds == nil })
+        let ms = try parse(#"{"environments": {"dev": {"statementTimeout": "250ms"}}}"#)
+        #expect(ms.environments["dev"]?.statementTimeoutMilliseconds == 250)
+        let none = try parse(#"{"environments": {"dev": {"statementTimeout": 0}}}"#)
+        #expect(none.environments["dev"]?.statementTimeoutMilliseconds == 0)
+    }
+
+    @Test func theStatementTimeoutReachesTheDatabaseTarget() throws {
+        let c = try parse(#"{"environments": {"dev": {"statementTimeout": "5s"}}}"#)
+        let target = try DatabaseTarget.resolve(config: c, env: "dev", environment: ["BEMS_DEV_DATABASE_URL": "x"])
+        #expect(target.statementTimeoutMilliseconds == 5000)
+        #expect(target.applicationName == nil)
+    }
+
+    @Test(arguments: [
+        (#"{"load": {"minPieceRows": 0}}"#, "load.minPieceRows: expected an integer from 1 to 50000000"),
+        (#"{"load": {"minPieceRows": "10"}}"#, "load.minPieceRows: expected a number"),
+        (#"{"load": {"minRows": 10}}"#, "load.minRows: unknown key"),
+        (#"{"load": 5}"#, "load: expected an object"),
+        (#"{"environments": {"dev": {"statementTimeout": "30"}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": "30 s"}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": "-5s"}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": "1h"}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": "1441min"}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": "9999999999ms"}}}"#, "environments.dev.statementTimeout"),
+        (#"{"environments": {"dev": {"statementTimeout": 1.5}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": -1}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": true}}}"#, "environments.dev.statementTimeout: expected"),
+        (#"{"environments": {"dev": {"statementTimeout": 86400001}}}"#, "environments.dev.statementTimeout"),
+        (#"{"environments": {"dev": {"statementTimeoutMs": 5}}}"#, "environments.dev.statementTimeoutMs: unknown"),
+    ])
+    func loadAndTimeoutErrorsNameTheKey(json: String, fragment: String) {
+        let error = #expect(throws: PipelineError.self) { try parse(json) }
+        #expect(error?.exitStatus == .usage)
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
     }
 
     @Test func missingFileIsExit66() {

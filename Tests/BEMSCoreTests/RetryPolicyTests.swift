@@ -72,6 +72,37 @@ final class FakeClock: @unchecked Sendable {
         #expect(clock.sleeps == [1, 2])
     }
 
+    @Test func asyncWorkIsRetriedTheSameWay() async throws {
+        let clock = FakeClock()
+        var calls = 0
+        let value = try await policy(clock).run("x", logger: Self.logger) { () async throws -> Int in
+            calls += 1
+            await Task.yield()
+            if calls < 3 { throw Self.transient }
+            return calls
+        }
+        #expect(value == 3)
+        #expect(clock.sleeps == [1, 2])
+
+        var permanentCalls = 0
+        await #expect(throws: PipelineError.self) {
+            try await policy(clock).run("x", logger: Self.logger) { () async throws -> Int in
+                permanentCalls += 1
+                throw PipelineError.io("disk full")
+            }
+        }
+        #expect(permanentCalls == 1)
+
+        var transientCalls = 0
+        await #expect(throws: PostgresError.self) {
+            try await policy(clock, attempts: 3).run("x", logger: Self.logger) { () async throws -> Int in
+                transientCalls += 1
+                throw Self.transient
+            }
+        }
+        #expect(transientCalls == 3)
+    }
+
     @Test(arguments: ["23505", "42601", "22003", "28P01", "42P01"])
     func permanentSQLErrorsAreNotRetried(_ sqlState: String) {
         let clock = FakeClock()

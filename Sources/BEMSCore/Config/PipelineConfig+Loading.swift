@@ -123,13 +123,38 @@ private struct ConfigReader {
         return policy
     }
 
+    /// A duration in milliseconds: a JSON integer (milliseconds) or a string `<integer><unit>` with unit `ms`, `s` or
+    /// `min` (`"250ms"`, `"30s"`, `"2min"`), from 0 to 24 hours.
+    func milliseconds(_ value: Any, _ path: String) throws -> Int {
+        let limit = 86_400_000
+        let expected =
+            "expected milliseconds (an integer) or a string such as \"250ms\", \"30s\" or \"2min\", up to 24 h"
+        if let n = value as? NSNumber, !isBoolean(n) {
+            let d = n.doubleValue
+            guard d.rounded() == d, d >= 0, d <= Double(limit) else { throw fail(path, expected) }
+            return Int(d)
+        }
+        guard let text = value as? String else { throw fail(path, expected) }
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        let factor: Int? =
+            switch text.dropFirst(digits.count) {
+            case "ms": 1
+            case "s": 1000
+            case "min": 60_000
+            default: nil
+            }
+        guard let factor, !digits.isEmpty, digits.count <= 9, let amount = Int(digits), amount * factor <= limit
+        else { throw fail(path, expected) }
+        return amount * factor
+    }
+
     mutating func config(_ root: Any) throws -> PipelineConfig {
         var config = PipelineConfig()
         let top = try object(
             root, "",
             allowed: [
-                "$comment", "sources", "workDir", "timeZone", "chunk", "ranges", "rejectThreshold", "maxLineBytes",
-                "environments",
+                "$comment", "sources", "workDir", "timeZone", "chunk", "load", "ranges", "rejectThreshold",
+                "maxLineBytes", "environments",
             ])
         if let v = top["sources"] {
             guard let list = v as? [Any] else { throw fail("sources", "expected an array") }
@@ -158,6 +183,12 @@ private struct ConfigReader {
             }
             if let d = o["zstdLevel"] { config.chunk.zstdLevel = try integer(d, "chunk.zstdLevel", min: 1, max: 19) }
         }
+        if let v = top["load"] {
+            let o = try object(v, "load", allowed: ["minPieceRows"])
+            if let d = o["minPieceRows"] {
+                config.load.minPieceRows = try integer(d, "load.minPieceRows", min: 1, max: 50_000_000)
+            }
+        }
         if let v = top["ranges"] {
             let o = try object(v, "ranges", allowed: Set(EquipmentType.allCases.map(\.rawValue)))
             for (key, item) in o {
@@ -178,11 +209,14 @@ private struct ConfigReader {
             let o = try object(v, "environments", allowed: Set(PipelineConfig.defaultEnvironments.keys))
             for (name, item) in o {
                 let path = "environments.\(name)"
-                let e = try object(item, path, allowed: ["databaseURLEnv", "sample", "retry"])
+                let e = try object(item, path, allowed: ["databaseURLEnv", "sample", "retry", "statementTimeout"])
                 var env = config.environments[name]!
                 if let u = e["databaseURLEnv"] { env.databaseURLEnv = try string(u, path + ".databaseURLEnv") }
                 if let s = e["sample"] { env.sample = try fraction(s, path + ".sample") }
                 if let r = e["retry"] { env.retry = try retry(r, path + ".retry", default: env.retry) }
+                if let t = e["statementTimeout"] {
+                    env.statementTimeoutMilliseconds = try milliseconds(t, path + ".statementTimeout")
+                }
                 config.environments[name] = env
             }
         }

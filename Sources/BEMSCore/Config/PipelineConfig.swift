@@ -29,6 +29,13 @@ package struct PipelineConfig: Sendable, Equatable {
         package var zstdLevel: Int = 3
     }
 
+    /// Settings of the load stage.
+    package struct Loading: Sendable, Equatable {
+        /// The smallest piece a chunk is split into after a statement timeout: a piece that times out is halved only
+        /// while both halves keep at least this many rows.
+        package var minPieceRows: Int = 10_000
+    }
+
     /// Settings per environment (dev, staging, prod). Later stages add keys here.
     package struct Environment: Sendable, Equatable {
         /// Name of the environment variable holding the libpq connection string or URI.
@@ -37,12 +44,16 @@ package struct PipelineConfig: Sendable, Equatable {
         package var sample: Double
         /// Retries of connections and chunks after transient database errors.
         package var retry = RetryPolicy()
+        /// `statement_timeout` in milliseconds for the sessions that load chunks (0 = no limit); `nil` keeps the
+        /// server's (or the role's) setting.
+        package var statementTimeoutMilliseconds: Int?
     }
 
     package var sources: [Source] = [Source(path: "data/sample")]
     package var workDir: String = "work"
     package var timeZone: String = "Asia/Bangkok"
     package var chunk = Chunking()
+    package var load = Loading()
     package var ranges: [EquipmentType: Range] = PipelineConfig.defaultRanges
     /// Largest accepted share of rejected records per file before validate exits 65.
     package var rejectThreshold: Double = 0.001

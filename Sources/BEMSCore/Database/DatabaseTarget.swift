@@ -24,12 +24,22 @@ package struct DatabaseTarget: Sendable {
     package var retry = RetryPolicy()
     /// prod only: accept a superuser connection.
     package var allowSuperuser = false
+    /// `statement_timeout` in milliseconds for the sessions that load chunks (`environments.<env>.statementTimeout`);
+    /// `nil` keeps the server's or the role's setting.
+    package var statementTimeoutMilliseconds: Int?
+    /// The `application_name` sessions get when the connection string sets none (libpq's
+    /// `fallback_application_name`), so an operator can find a stage's sessions in `pg_stat_activity`.
+    package var applicationName: String?
 
-    package init(env: String, conninfo: String, variable: String, retry: RetryPolicy = RetryPolicy()) {
+    package init(
+        env: String, conninfo: String, variable: String, retry: RetryPolicy = RetryPolicy(),
+        statementTimeoutMilliseconds: Int? = nil
+    ) {
         self.env = env
         self.conninfo = conninfo
         self.variable = variable
         self.retry = retry
+        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
     }
 
     /// Supabase's transaction-mode pooler port; COPY, advisory locks and exported snapshots need a session.
@@ -57,11 +67,9 @@ package struct DatabaseTarget: Sendable {
             }
             let embedded = EmbeddedPostgres(directory: config.workDir + "/pg")
             try embedded.start(logger: logger)
-            var target = DatabaseTarget(
+            return DatabaseTarget(
                 env: env, conninfo: embedded.url, variable: "the embedded dev PostgreSQL in \(embedded.directory)",
-                retry: settings.retry)
-            target.retry = settings.retry
-            return target
+                retry: settings.retry, statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds)
         }
         guard let options = ConnectionString.options(value) else {
             throw PipelineError.usage(
@@ -77,7 +85,16 @@ package struct DatabaseTarget: Sendable {
         if env != "dev", options["sslmode"] == nil, variables["PGSSLMODE"] == nil {
             conninfo = ConnectionString.adding("sslmode", "require", to: conninfo)
         }
-        return DatabaseTarget(env: env, conninfo: conninfo, variable: settings.databaseURLEnv, retry: settings.retry)
+        return DatabaseTarget(
+            env: env, conninfo: conninfo, variable: settings.databaseURLEnv, retry: settings.retry,
+            statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds)
+    }
+
+    /// Opens one connection, without retrying, named ``applicationName`` unless the connection string names it.
+    ///
+    /// - Throws: ``PostgresError`` (``PostgresError/isTransient`` tells whether another attempt might work).
+    package func open(logger: Logger? = nil) throws(PostgresError) -> PGConnection {
+        try PGConnection(conninfo: conninfo, logger: logger, fallbackApplicationName: applicationName)
     }
 
     /// Opens a connection, retrying transient failures (refused, server starting up or shutting down, too many
@@ -89,7 +106,7 @@ package struct DatabaseTarget: Sendable {
     package func connect(logger: Logger? = nil) throws -> PGConnection {
         let db: PGConnection
         do {
-            db = try retry.run("connect", logger: logger) { try PGConnection(conninfo: conninfo, logger: logger) }
+            db = try retry.run("connect", logger: logger) { try open(logger: logger) }
         } catch {
             throw PipelineError(.unavailable, "cannot connect to the \(env) database (\(variable)): \(error)")
         }

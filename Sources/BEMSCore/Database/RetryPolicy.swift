@@ -114,25 +114,49 @@ package struct RetryPolicy: Sendable {
             do {
                 return try body()
             } catch {
-                guard Self.isTransient(error) else { throw error }
-                let wait = delay(after: attempt)
-                let elapsed = clock.now() - start
-                var metadata: Logger.Metadata = [
-                    "retry.what": "\(what)", "retry.attempt": "\(attempt)", "retry.max": "\(maxAttempts)",
-                    "error": "\(Self.reason(error))",
-                ]
-                if let pg = error as? PostgresError, let state = pg.sqlState { metadata["pg.sqlstate"] = "\(state)" }
-                guard attempt < maxAttempts, elapsed + wait <= budget else {
-                    metadata["seconds.elapsed"] = "\(String(format: "%.1f", elapsed))"
-                    logger?.warning("transient database error, giving up", metadata: metadata)
-                    throw error
-                }
-                metadata["retry.delay"] = "\(String(format: "%.2f", wait))"
-                logger?.warning("transient database error, retrying", metadata: metadata)
-                clock.sleep(wait)
+                clock.sleep(try waitBeforeRetry(after: error, attempt: attempt, since: start, what, logger: logger))
                 attempt += 1
             }
         }
+    }
+
+    /// Runs asynchronous work, retrying it after transient failures as the policy allows; see
+    /// ``run(_:logger:_:)-(_,_,()throws->T)``. The wait blocks the calling thread (``Clock/sleep``), like every
+    /// other database call of the pipeline.
+    package func run<T>(_ what: String, logger: Logger?, _ body: () async throws -> T) async throws -> T {
+        let start = clock.now()
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch {
+                clock.sleep(try waitBeforeRetry(after: error, attempt: attempt, since: start, what, logger: logger))
+                attempt += 1
+            }
+        }
+    }
+
+    /// Decides after a failed attempt: returns the wait before the next one (logged as a retry), or rethrows the
+    /// error when it is permanent or the attempts or the budget are used up (logged as giving up).
+    private func waitBeforeRetry(
+        after error: any Error, attempt: Int, since start: Double, _ what: String, logger: Logger?
+    ) throws -> Double {
+        guard Self.isTransient(error) else { throw error }
+        let wait = delay(after: attempt)
+        let elapsed = clock.now() - start
+        var metadata: Logger.Metadata = [
+            "retry.what": "\(what)", "retry.attempt": "\(attempt)", "retry.max": "\(maxAttempts)",
+            "error": "\(Self.reason(error))",
+        ]
+        if let pg = error as? PostgresError, let state = pg.sqlState { metadata["pg.sqlstate"] = "\(state)" }
+        guard attempt < maxAttempts, elapsed + wait <= budget else {
+            metadata["seconds.elapsed"] = "\(String(format: "%.1f", elapsed))"
+            logger?.warning("transient database error, giving up", metadata: metadata)
+            throw error
+        }
+        metadata["retry.delay"] = "\(String(format: "%.2f", wait))"
+        logger?.warning("transient database error, retrying", metadata: metadata)
+        return wait
     }
 
     /// The loggable reason: the ``PostgresError`` description (code, SQLSTATE, message) or the error's text.

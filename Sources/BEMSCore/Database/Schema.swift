@@ -26,17 +26,23 @@
 ///
 /// - `runs`: one row per stage execution (`id`, `stage`, `env`, `started_at`, `finished_at`, `status`
 ///   `running`/`succeeded`/`failed`/`rolled_back`, free-form `details` JSONB such as versions and counters).
-/// - `loaded_chunks`: one row per chunk a load run committed (`run_id`, `chunk_name`, `sha256` of the chunk file,
-///   `row_count`, `inserted`, `updated` (the rest were unchanged), `min_ts`/`max_ts`, `inserted_ids` (the
-///   `sensor_readings.id`s the chunk inserted, as an `int8multirange`: one statement's ids are nearly contiguous, so
+/// - `loaded_chunks`: one row per chunk *piece* a load run committed (`run_id`, `chunk_name`, `sha256` of the chunk
+///   file, `piece_start` (the piece's first row in the chunk file, 0 for a whole chunk), `row_count` (the piece's
+///   rows), `inserted`, `updated` (the rest were unchanged), `min_ts`/`max_ts`, `inserted_ids` (the
+///   `sensor_readings.id`s the piece inserted, as an `int8multirange`: one statement's ids are nearly contiguous, so
 ///   this stays tiny), `status` `committed`/`rolled_back`, `loaded_at`, and `rolled_back_at`/`rolled_back_by` set by
-///   the run that undid it). It is written in the same transaction as the chunk's rows, so it never disagrees with
-///   the data. A committed row with the same `chunk_name` and `sha256` means "already loaded, skip".
-/// - `replaced_readings`: for every existing row a chunk *updated*, the value and status it had before
-///   (`run_id`, `chunk_name`, `sensor_id`, `timestamp`, `previous_value`, `previous_status`).
+///   the run that undid it). It is written in the same transaction as the piece's rows, so it never disagrees with
+///   the data. A chunk is normally one piece, rows `[0, row_count)`; after a statement timeout the loader commits it
+///   in smaller pieces (see ``ChunkPieces``). The committed rows with the same `chunk_name` and `sha256` cover the
+///   rows already loaded; when they cover the whole chunk it is skipped.
+/// - `replaced_readings`: for every existing row a piece *updated*, the value and status it had before
+///   (`run_id`, `chunk_name`, `piece_start`, `sensor_id`, `timestamp`, `previous_value`, `previous_status`).
 ///
-/// Rolling back a chunk is then: delete the rows whose `id` is in `inserted_ids`, restore every
-/// `replaced_readings` row of the chunk, mark the chunk `rolled_back`. Roll back newest first.
+/// Rolling back a piece is then: delete the rows whose `id` is in `inserted_ids`, restore every
+/// `replaced_readings` row of the piece, mark the piece `rolled_back`. Roll back newest first.
+///
+/// A ledger created before pieces existed (primary key `(run_id, chunk_name)`) gets `piece_start` (0 for its rows)
+/// and the new keys in ``setup(on:)``.
 package struct Schema: Sendable {
     /// The building's time zone (CU-BEMS is in Bangkok).
     package static let defaultTimeZone = "Asia/Bangkok"
@@ -67,7 +73,8 @@ package struct Schema: Sendable {
     /// Creates whatever is missing, and checks what exists.
     ///
     /// Runs in one transaction under an advisory lock, so concurrent setups do not race. Existing objects are never
-    /// altered: when one is incompatible, nothing is changed and a ``SchemaError`` names every problem.
+    /// altered (except a ledger from before chunk pieces, which gets its `piece_start` columns and keys): when one is
+    /// incompatible, nothing is changed and a ``SchemaError`` names every problem.
     ///
     /// - Parameter db: An idle connection (no transaction open).
     /// - Throws: ``SchemaError`` for an unknown time zone or an incompatible existing object; ``PostgresError`` for
@@ -206,6 +213,7 @@ package struct Schema: Sendable {
 
     private func setupLedger(on db: PGConnection) throws {
         try db.exec(Self.createLedgerSQL(schema: try db.quoteIdentifier(ledgerSchema)))
+        try migrateLedgerToPieces(on: db)
         for (table, columns) in Self.ledgerColumns {
             let name = try db.quoteIdentifier(ledgerSchema) + "." + table
             guard let oid = try relation(name, on: db, kinds: ["r", "p"]) else {
@@ -221,6 +229,66 @@ package struct Schema: Sendable {
             }
         }
         try db.exec(Self.createLedgerIndexesSQL(schema: try db.quoteIdentifier(ledgerSchema)))
+    }
+
+    /// Brings a ledger created before chunk pieces existed up to date: adds `piece_start` (0, the whole chunk, for
+    /// every existing row) to `loaded_chunks` and `replaced_readings`, and moves the primary key of `loaded_chunks`
+    /// and the foreign key of `replaced_readings` to include it (creating them when missing). Does nothing (and takes
+    /// no table lock) when the ledger is current. Runs inside ``setup(on:)``'s transaction and advisory lock.
+    private func migrateLedgerToPieces(on db: PGConnection) throws {
+        let s = try db.quoteIdentifier(ledgerSchema)
+        let chunks = s + ".loaded_chunks"
+        let replaced = s + ".replaced_readings"
+        // Per table: whether piece_start exists; the primary key of loaded_chunks (name, whether it has piece_start);
+        // the foreign keys of replaced_readings to loaded_chunks without piece_start, and whether one with it exists.
+        let state = try db.exec(
+            """
+            WITH pk AS (
+                SELECT conname, 'piece_start' = ANY (
+                    SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = ANY (conkey)) AS piece
+                FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'
+            ), fk AS (
+                SELECT conname, 'piece_start' = ANY (
+                    SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = ANY (conkey)) AS piece
+                FROM pg_constraint WHERE conrelid = to_regclass($2) AND contype = 'f' AND confrelid = to_regclass($1)
+            )
+            SELECT
+                EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'piece_start'
+                        AND NOT attisdropped),
+                EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'piece_start'
+                        AND NOT attisdropped),
+                (SELECT conname FROM pk),
+                coalesce((SELECT piece FROM pk), false),
+                (SELECT string_agg(quote_ident(conname), ',') FROM fk WHERE NOT piece),
+                EXISTS (SELECT 1 FROM fk WHERE piece)
+            """,
+            parameters: [chunks, replaced]
+        ).rows[0]
+        if state[0] != "t" {
+            try db.exec(
+                "ALTER TABLE \(chunks) ADD COLUMN piece_start BIGINT NOT NULL DEFAULT 0 CHECK (piece_start >= 0)")
+        }
+        if state[1] != "t" {
+            try db.exec("ALTER TABLE \(replaced) ADD COLUMN piece_start BIGINT NOT NULL DEFAULT 0")
+        }
+        // Foreign keys on the old key go first: they depend on the primary key's index.
+        for name in (state[4] ?? "").split(separator: ",") {
+            try db.exec("ALTER TABLE \(replaced) DROP CONSTRAINT \(name)")
+        }
+        if state[3] != "t" {
+            let drop = try state[2].map { "DROP CONSTRAINT \(try db.quoteIdentifier($0)), " } ?? ""
+            try db.exec(
+                "ALTER TABLE \(chunks) \(drop)ADD CONSTRAINT loaded_chunks_pkey PRIMARY KEY (run_id, chunk_name, piece_start)"
+            )
+        }
+        if state[5] != "t" {
+            try db.exec(
+                """
+                ALTER TABLE \(replaced) ADD CONSTRAINT replaced_readings_piece_fkey
+                    FOREIGN KEY (run_id, chunk_name, piece_start)
+                    REFERENCES \(chunks) (run_id, chunk_name, piece_start) ON DELETE CASCADE
+                """)
+        }
     }
 
     // MARK: - Compatibility checks
@@ -420,6 +488,7 @@ extension Schema {
                 ColumnSpec(name: "run_id", type: "bigint", notNull: true),
                 ColumnSpec(name: "chunk_name", type: "text", notNull: true),
                 ColumnSpec(name: "sha256", type: "text", notNull: true),
+                ColumnSpec(name: "piece_start", type: "bigint", notNull: true),
                 ColumnSpec(name: "row_count", type: "bigint", notNull: true),
                 ColumnSpec(name: "inserted", type: "bigint", notNull: true),
                 ColumnSpec(name: "updated", type: "bigint", notNull: true),
@@ -437,6 +506,7 @@ extension Schema {
             [
                 ColumnSpec(name: "run_id", type: "bigint", notNull: true),
                 ColumnSpec(name: "chunk_name", type: "text", notNull: true),
+                ColumnSpec(name: "piece_start", type: "bigint", notNull: true),
                 ColumnSpec(name: "sensor_id", type: "character varying(50)", notNull: true),
                 ColumnSpec(name: "timestamp", type: "timestamp with time zone", notNull: true),
                 ColumnSpec(name: "previous_value", type: "numeric(10,4)", notNull: false),
@@ -558,6 +628,7 @@ extension Schema {
             run_id         BIGINT NOT NULL REFERENCES \(s).runs (id),
             chunk_name     TEXT NOT NULL,
             sha256         TEXT NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+            piece_start    BIGINT NOT NULL DEFAULT 0 CHECK (piece_start >= 0),
             row_count      BIGINT NOT NULL CHECK (row_count >= 0),
             inserted       BIGINT NOT NULL CHECK (inserted >= 0),
             updated        BIGINT NOT NULL CHECK (updated >= 0),
@@ -568,7 +639,7 @@ extension Schema {
             loaded_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
             rolled_back_at TIMESTAMPTZ,
             rolled_back_by BIGINT REFERENCES \(s).runs (id),
-            PRIMARY KEY (run_id, chunk_name),
+            CONSTRAINT loaded_chunks_pkey PRIMARY KEY (run_id, chunk_name, piece_start),
             CHECK (inserted + updated <= row_count),
             CHECK (min_ts <= max_ts),
             CHECK ((status = 'rolled_back') = (rolled_back_at IS NOT NULL))
@@ -579,12 +650,14 @@ extension Schema {
         CREATE TABLE IF NOT EXISTS \(s).replaced_readings (
             run_id          BIGINT NOT NULL,
             chunk_name      TEXT NOT NULL,
+            piece_start     BIGINT NOT NULL DEFAULT 0,
             sensor_id       VARCHAR(50) NOT NULL,
             "timestamp"     TIMESTAMPTZ NOT NULL,
             previous_value  DECIMAL(10,4),
             previous_status VARCHAR(20),
             PRIMARY KEY (run_id, chunk_name, sensor_id, "timestamp"),
-            FOREIGN KEY (run_id, chunk_name) REFERENCES \(s).loaded_chunks (run_id, chunk_name) ON DELETE CASCADE
+            CONSTRAINT replaced_readings_piece_fkey FOREIGN KEY (run_id, chunk_name, piece_start)
+                REFERENCES \(s).loaded_chunks (run_id, chunk_name, piece_start) ON DELETE CASCADE
         );
         COMMENT ON TABLE \(s).replaced_readings IS
             'Previous value and status of each sensor_readings row a chunk updated, for rollback (bems).';

@@ -51,10 +51,13 @@ package final class PGConnection {
     ///     out comes from the `PG*` environment variables and `~/.pgpass`, exactly as for `psql`; `""` uses only those.
     ///   - logger: Receives server notices (for example "relation already exists, skipping") at `debug` level.
     ///     Without a logger, notices are dropped instead of being printed to stderr.
+    ///   - fallbackApplicationName: The session's `application_name` when neither `conninfo` nor `PGAPPNAME` sets one
+    ///     (libpq's `fallback_application_name`).
     /// - Throws: ``PostgresError`` with code ``PostgresError/Code/connectionFailed``. Its message is libpq's, with any
     ///   password from `conninfo` scrubbed out.
-    package init(conninfo: String, logger: Logger? = nil) throws(PostgresError) {
-        guard let connection = PQconnectdb(conninfo) else {
+    package init(conninfo: String, logger: Logger? = nil, fallbackApplicationName: String? = nil) throws(PostgresError)
+    {
+        guard let connection = Self.connect(conninfo, fallbackApplicationName: fallbackApplicationName) else {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(connection) == CONNECTION_OK else {
@@ -76,6 +79,23 @@ package final class PGConnection {
 
     deinit {
         PQfinish(handle)
+    }
+
+    /// `PQconnectdb`, or `PQconnectdbParams` with `conninfo` expanded as `dbname` when a fallback application name is
+    /// given (later keywords only fill in what the string leaves out for `fallback_application_name`).
+    private static func connect(_ conninfo: String, fallbackApplicationName: String?) -> OpaquePointer? {
+        guard let fallbackApplicationName else { return PQconnectdb(conninfo) }
+        return "dbname".withCString { dbnameKey in
+            "fallback_application_name".withCString { nameKey in
+                conninfo.withCString { dbname in
+                    fallbackApplicationName.withCString { name in
+                        let keywords: [UnsafePointer<CChar>?] = [dbnameKey, nameKey, nil]
+                        let values: [UnsafePointer<CChar>?] = [dbname, name, nil]
+                        return PQconnectdbParams(keywords, values, 1)
+                    }
+                }
+            }
+        }
     }
 
     // MARK: - Connection state

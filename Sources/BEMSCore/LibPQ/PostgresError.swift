@@ -115,6 +115,10 @@ package struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// Whether the error is a unique violation (`23505`).
     package var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// Whether a statement was canceled (`57014` query canceled): it hit `statement_timeout`, or someone asked to
+    /// cancel it (`pg_cancel_backend`), which the server reports with the same SQLSTATE. The connection stays usable.
+    package var isQueryCanceled: Bool { sqlState == "57014" }
+
     /// The code, SQLSTATE, message, detail and hint (STYLE.md §4), on one line.
     package var description: String {
         var text = code.description

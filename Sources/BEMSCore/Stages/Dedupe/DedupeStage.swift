@@ -27,6 +27,13 @@ import Logging
 /// was taken is recorded in the report (`snapshotTakenAt`) and in each chunk's metadata. The classification is
 /// valid only for that state of the database; the load stage refuses chunks whose assumptions broke.
 ///
+/// ## Retries
+///
+/// A transient failure of any session (the exporting one or a worker's) retries the whole classification with the
+/// environment's ``RetryPolicy``: a new snapshot on new connections, every group classified again, the failed
+/// attempt's files removed from the unpublished run folder. Sessions are named `bems-dedupe` in
+/// `pg_stat_activity` unless the connection string sets `application_name`.
+///
 /// Make-style: when the normalize run and the settings are unchanged since the current dedupe run, nothing runs
 /// (unless ``Options/force``).
 package enum DedupeStage {
@@ -63,6 +70,8 @@ package enum DedupeStage {
         package var upToDate: Bool
         /// The run folder.
         package var runDirectory: String
+        /// Classification attempts: 1, plus one per retry after a transient database failure (0 when up to date).
+        package var classificationAttempts: Int
         /// Range lookups issued against `sensor_readings` (0 when the watermarks ruled every group out).
         package var lookupQueries: Int { report.lookupQueries }
     }
@@ -91,7 +100,8 @@ package enum DedupeStage {
             let dir = work.runDirectory(.dedupe, current.runID)
             let report = try AtomicFile.readJSON(DedupeReport.self, from: dir + "/report.json")
             logger.info("dedupe is up to date", metadata: ["run": "\(current.runID)"])
-            return Result(manifest: current, report: report, upToDate: true, runDirectory: dir)
+            return Result(
+                manifest: current, report: report, upToDate: true, runDirectory: dir, classificationAttempts: 0)
         }
 
         let started = Date()
@@ -121,65 +131,78 @@ package enum DedupeStage {
         }
         let allSensors = Array(Set(sensorLists.joined())).sorted()
 
-        // The snapshot every read uses; the exporting session stays open until the workers are done.
-        let target = try options.database
+        // Classification against the database: every read uses one exported REPEATABLE READ snapshot, whose
+        // exporting session stays open until the group workers are done. A transient failure of any of these
+        // sessions (connection lost, admin shutdown, …) fails the attempt as a whole: the snapshot dies with its
+        // exporting session, so the retry takes a new snapshot on new connections and classifies every group again.
+        // The failed attempt's files are removed first; nothing is published until an attempt succeeds.
+        var target = try options.database
             ?? DatabaseTarget.resolve(config: config, env: options.env, environment: options.environment, logger: logger)
-        let snapshot: SnapshotSession
-        let tableExists: Bool
-        let snapshotID: String?
-        let takenAt: String
-        let takenAtUnix: Int64
-        let watermarks: [String: SensorWatermark]
+        if target.applicationName == nil { target.applicationName = "bems-dedupe" }
+        var createdRunID: String?
+        // A failure (disk full, read-only, I/O, a permanent database error) leaves no run folder behind; a kill
+        // leaves one without a manifest.
+        var published = false
+        defer { if !published, let createdRunID { work.discardRun(.dedupe, createdRunID) } }
+        var attempts = 0
+        let classified: Classification
         do {
-            // Taking the snapshot and the watermarks is read-only, so a transient failure retries it whole on a new
-            // connection. The group workers' reads are not retried: they import this snapshot, which dies with its
-            // exporting session, so a failure there fails the run (rerun bems-dedupe).
-            (snapshot, tableExists, snapshotID, takenAt, takenAtUnix, watermarks) = try target.retry.run(
-                "dedupe snapshot", logger: logger
-            ) {
-                let db = try target.connect(logger: logger)
-                let snapshot = try SnapshotSession(db: db)
-                let tableExists = try snapshot.readingsTableExists()
-                let exported = try snapshot.export()
-                let watermarks = tableExists ? try snapshot.watermarks(of: allSensors) : [:]
-                return (snapshot, tableExists, exported.id, exported.takenAt, exported.unix, watermarks)
+            classified = try await target.retry.run("dedupe classification", logger: logger) {
+                () async throws -> Classification in
+                attempts += 1
+                let snapshot = try takeSnapshot(target: target, sensors: allSensors)
+                logger.info(
+                    "dedupe snapshot taken",
+                    metadata: [
+                        "snapshot.at": "\(snapshot.takenAt)", "sensors": "\(allSensors.count)",
+                        "sensors.stored": "\(snapshot.watermarks.count)", "table.exists": "\(snapshot.tableExists)",
+                        "attempt": "\(attempts)",
+                    ])
+                let runID: String
+                if let createdRunID {
+                    runID = createdRunID
+                    try removeAttemptFiles(runDirectory: work.runDirectory(.dedupe, runID))
+                } else {
+                    runID = try work.createRun(.dedupe)
+                    createdRunID = runID
+                }
+                let runDir = work.runDirectory(.dedupe, runID)
+                try AtomicFile.makeDirectory(runDir + "/chunks")
+                try AtomicFile.makeDirectory(runDir + "/conflict-parts")
+                logger.info("dedupe started", metadata: ["run": "\(runID)", "groups": "\(groups.count)"])
+
+                let context = GroupContext(
+                    normalizeDirectory: normalizeDir, runDirectory: runDir, runID: runID,
+                    upstreamRunID: normalize.runID, zstdLevel: Int32(config.chunk.zstdLevel),
+                    watermarks: snapshot.watermarks, snapshotID: snapshot.tableExists ? snapshot.id : nil,
+                    snapshotTakenAt: snapshot.takenAt, database: target)
+                let width = max(
+                    1, min(options.parallelism > 0 ? options.parallelism : ProcessInfoCores.count, groups.count))
+                let outcomes = try await withThrowingTaskGroup(of: [GroupOutcome].self) { taskGroup in
+                    for w in 0..<width {
+                        taskGroup.addTask {
+                            try runWorker(w, of: width, groups: groups, context: context)
+                        }
+                    }
+                    var all: [GroupOutcome] = []
+                    for try await part in taskGroup { all += part }
+                    return all.sorted { $0.index < $1.index }
+                }
+                withExtendedLifetime(snapshot.session) {}
+                return Classification(
+                    runID: runID, runDirectory: runDir, tableExists: snapshot.tableExists, takenAt: snapshot.takenAt,
+                    takenAtUnix: snapshot.unix, watermarks: snapshot.watermarks, outcomes: outcomes)
             }
         } catch {
-            throw databaseError(error)
+            throw databaseError(error, target: target)
         }
-        logger.info(
-            "dedupe snapshot taken",
-            metadata: [
-                "snapshot.at": "\(takenAt)", "sensors": "\(allSensors.count)", "sensors.stored": "\(watermarks.count)",
-                "table.exists": "\(tableExists)",
-            ])
-
-        let runID = try work.createRun(.dedupe)
-        let runDir = work.runDirectory(.dedupe, runID)
-        // A failure (disk full, read-only, I/O) leaves no run folder behind; a kill leaves one without a manifest.
-        var published = false
-        defer { if !published { work.discardRun(.dedupe, runID) } }
-        try AtomicFile.makeDirectory(runDir + "/chunks")
-        try AtomicFile.makeDirectory(runDir + "/conflict-parts")
-        logger.info("dedupe started", metadata: ["run": "\(runID)", "groups": "\(groups.count)"])
-
-        let context = GroupContext(
-            normalizeDirectory: normalizeDir, runDirectory: runDir, runID: runID, upstreamRunID: normalize.runID,
-            zstdLevel: Int32(config.chunk.zstdLevel), watermarks: watermarks,
-            snapshotID: tableExists ? snapshotID : nil,
-            snapshotTakenAt: takenAt, conninfo: target.conninfo, env: options.env)
-        let width = max(1, min(options.parallelism > 0 ? options.parallelism : ProcessInfoCores.count, groups.count))
-        let outcomes = try await withThrowingTaskGroup(of: [GroupOutcome].self) { taskGroup in
-            for w in 0..<width {
-                taskGroup.addTask {
-                    try runWorker(w, of: width, groups: groups, context: context)
-                }
-            }
-            var all: [GroupOutcome] = []
-            for try await part in taskGroup { all += part }
-            return all.sorted { $0.index < $1.index }
-        }
-        withExtendedLifetime(snapshot) {}
+        let runID = classified.runID
+        let runDir = classified.runDirectory
+        let outcomes = classified.outcomes
+        let takenAt = classified.takenAt
+        let tableExists = classified.tableExists
+        let watermarks = classified.watermarks
+        let takenAtUnix = classified.takenAtUnix
 
         // Conflicts, in group order: concatenate the per-group parts, so memory never holds more than one group's.
         try concatenateConflictParts(outcomes, runDirectory: runDir)
@@ -213,7 +236,8 @@ package enum DedupeStage {
                     path: normalizeDir + "/" + $0.file, name: $0.file, floor: $0.floor, sha256: $0.sha256,
                     bytes: $0.bytes)
             },
-            chunks: outcomes.compactMap(\.record), passed: true, totals: report.totals,
+            chunks: outcomes.compactMap(\.record), passed: true,
+            totals: report.totals.merging(["classificationAttempts": attempts]) { a, _ in a },
             seconds: report.seconds)
         // Chunks were written without an fsync each; one sync makes them durable before the manifest points at them.
         AtomicFile.syncFileSystem(containing: runDir + "/chunks")
@@ -225,10 +249,12 @@ package enum DedupeStage {
                 "run": "\(runID)", "readings.in": "\(report.readingsIn)",
                 "duplicates": "\(report.duplicatesDropped)", "conflicts": "\(report.conflicts)",
                 "inserts": "\(report.inserts)", "updates": "\(report.updates)", "skips": "\(report.skips)",
-                "lookups": "\(report.lookupQueries)", "snapshot.at": "\(takenAt)",
+                "lookups": "\(report.lookupQueries)", "snapshot.at": "\(takenAt)", "attempts": "\(attempts)",
                 "seconds": "\(String(format: "%.2f", report.seconds))",
             ])
-        return Result(manifest: manifest, report: report, upToDate: false, runDirectory: runDir)
+        return Result(
+            manifest: manifest, report: report, upToDate: false, runDirectory: runDir,
+            classificationAttempts: attempts)
     }
 
     // MARK: - Grouping
@@ -294,8 +320,8 @@ package enum DedupeStage {
         /// `nil` when `sensor_readings` does not exist (no lookups at all).
         var snapshotID: String?
         var snapshotTakenAt: String
-        var conninfo: String
-        var env: String
+        /// Where the workers connect (with the stage's `application_name`).
+        var database: DatabaseTarget
     }
 
     struct GroupOutcome: Sendable {
@@ -311,25 +337,23 @@ package enum DedupeStage {
         var lookedUp: Bool
     }
 
-    /// Processes groups `w`, `w + width`, …, with one lazily opened connection in the shared snapshot.
+    /// Processes groups `w`, `w + width`, …, with one lazily opened connection in the shared snapshot. Stops early
+    /// (``CancellationError``) once another worker failed.
+    ///
+    /// - Throws: ``PostgresError`` for database failures (the stage retries the classification when transient).
     static func runWorker(_ w: Int, of width: Int, groups: [Group], context: GroupContext) throws -> [GroupOutcome] {
         var session: SnapshotSession?
         var outcomes: [GroupOutcome] = []
         var g = w
         while g < groups.count {
+            try Task.checkCancellation()
             outcomes.append(
                 try processGroup(groups[g], context: context) {
                     if let session { return session }
                     guard let id = context.snapshotID else {
                         throw PipelineError(.unexpected, "lookup requested without a snapshot")
                     }
-                    let db: PGConnection
-                    do {
-                        db = try PGConnection(conninfo: context.conninfo)
-                    } catch {
-                        throw PipelineError(.unavailable, "cannot connect to the \(context.env) database: \(error)")
-                    }
-                    let opened = try SnapshotSession(db: db, importing: id)
+                    let opened = try SnapshotSession(db: try context.database.open(), importing: id)
                     session = opened
                     return opened
                 })
@@ -360,14 +384,8 @@ package enum DedupeStage {
         var existing = ExistingRows()
         var lookedUp = false
         if let overlap = GroupClassifier.overlap(merged, watermarks: context.watermarks) {
-            do {
-                existing = try session().existing(
-                    sensorIDs: overlap.sensors.map { merged.sensorIDs[$0] }, from: overlap.from, to: overlap.to)
-            } catch let error as PipelineError {
-                throw error
-            } catch {
-                throw databaseError(error)
-            }
+            existing = try session().existing(
+                sensorIDs: overlap.sensors.map { merged.sensorIDs[$0] }, from: overlap.from, to: overlap.to)
             lookedUp = true
         }
         if !merged.conflicts.isEmpty {
@@ -463,9 +481,62 @@ package enum DedupeStage {
         return Digest.hex(hasher.finalize())
     }
 
-    static func databaseError(_ error: any Error) -> PipelineError {
-        if let error = error as? PipelineError { return error }
+    /// A failure of the classification as the stage reports it: a ``PostgresError`` becomes exit 69 (a failed
+    /// connection names the environment and its variable, never the connection string); anything else is thrown
+    /// as it is.
+    static func databaseError(_ error: any Error, target: DatabaseTarget) -> any Error {
+        guard let error = error as? PostgresError else { return error }
+        if error.code == .connectionFailed {
+            return PipelineError(
+                .unavailable, "cannot connect to the \(target.env) database (\(target.variable)): \(error)")
+        }
         return PipelineError(.unavailable, "reading sensor_readings failed: \(error)")
+    }
+
+    /// The exported snapshot of one classification attempt and what was read in it before the groups.
+    struct Snapshot {
+        /// The exporting session; it must stay open until the workers have imported the snapshot.
+        var session: SnapshotSession
+        var tableExists: Bool
+        var id: String
+        var takenAt: String
+        var unix: Int64
+        var watermarks: [String: SensorWatermark]
+    }
+
+    /// Opens the exporting session, exports its snapshot and reads the watermarks of `sensors` in it.
+    static func takeSnapshot(target: DatabaseTarget, sensors: [String]) throws -> Snapshot {
+        let session = try SnapshotSession(db: try target.open())
+        let tableExists = try session.readingsTableExists()
+        let exported = try session.export()
+        let watermarks = tableExists ? try session.watermarks(of: sensors) : [:]
+        return Snapshot(
+            session: session, tableExists: tableExists, id: exported.id, takenAt: exported.takenAt,
+            unix: exported.unix, watermarks: watermarks)
+    }
+
+    /// What a successful classification attempt produced.
+    struct Classification: Sendable {
+        var runID: String
+        var runDirectory: String
+        var tableExists: Bool
+        var takenAt: String
+        var takenAtUnix: Int64
+        var watermarks: [String: SensorWatermark]
+        var outcomes: [GroupOutcome]
+    }
+
+    /// Removes what a failed classification attempt wrote into the (unpublished) run folder.
+    static func removeAttemptFiles(runDirectory: String) throws {
+        for folder in ["chunks", "conflict-parts"] {
+            let path = runDirectory + "/" + folder
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            do {
+                try FileManager.default.removeItem(atPath: path)
+            } catch {
+                throw PipelineError.io("\(path): cannot remove the files of a failed attempt: \(error)")
+            }
+        }
     }
 
     static func makeFingerprint(normalize: StageManifest, options: Options) -> String {

@@ -60,11 +60,26 @@ package final class SnapshotSession {
     /// - Parameters:
     ///   - db: An idle connection.
     ///   - snapshotID: `nil` to start a new snapshot (the exporting session), or the id another session exported.
+    /// - Throws: ``PostgresError``; a snapshot that no longer exists (its exporting session ended) is reported as
+    ///   ``PostgresError/Code/connectionLost``, a transient error.
     package init(db: PGConnection, importing snapshotID: String? = nil) throws {
         self.db = db
         try db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        if let snapshotID {
-            try db.exec("SET TRANSACTION SNAPSHOT \(try db.quoteLiteral(snapshotID))")
+        if let snapshotID { try Self.importSnapshot(snapshotID, on: db) }
+    }
+
+    /// `SET TRANSACTION SNAPSHOT`; "invalid snapshot identifier" (`22023`) means the exporting transaction ended,
+    /// which during a dedupe run means its session was lost, so it is reported as a lost connection (transient: the
+    /// stage retries with a new snapshot).
+    private static func importSnapshot(_ snapshotID: String, on db: PGConnection) throws {
+        let sql = "SET TRANSACTION SNAPSHOT \(try db.quoteLiteral(snapshotID))"
+        do {
+            try db.exec(sql)
+        } catch {
+            guard error.sqlState == "22023" else { throw error }
+            throw PostgresError(
+                code: .connectionLost,
+                message: "snapshot \(snapshotID) is gone: the session that exported it was lost (\(error.message))")
         }
     }
 

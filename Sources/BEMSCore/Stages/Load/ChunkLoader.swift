@@ -1,7 +1,8 @@
 import Foundation
 import Logging
 
-/// Loads one dedupe chunk into `sensor_readings` in one transaction, together with its ledger rows.
+/// Loads one dedupe chunk, or one piece of it (a row range, see ``ChunkPieces``), into `sensor_readings` in one
+/// transaction, together with its ledger rows.
 ///
 /// Steps, all inside one `BEGIN … COMMIT`:
 /// 1. Inserts: binary `COPY sensor_readings … FROM STDIN` straight into the table (no staging, no per-row INSERT).
@@ -11,7 +12,7 @@ import Logging
 ///    into an `int8multirange` with `range_agg`. The count must equal the chunk's insert count. This is an index
 ///    range scan over one floor-day, and it stays correct when other sessions take ids from the same sequence
 ///    concurrently (the ids need not be contiguous).
-/// 3. The `loaded_chunks` row (so `replaced_readings` can reference it).
+/// 3. The `loaded_chunks` row of the piece (so `replaced_readings` can reference it).
 /// 4. Updates: binary COPY into a temporary staging table, one `UPDATE … FROM` guarded by the previous value and
 ///    status dedupe saw; the affected count must equal the chunk's update count. The previous values go to
 ///    `replaced_readings`.
@@ -46,25 +47,32 @@ struct ChunkLoader {
             """)
     }
 
-    /// What a chunk changed.
+    /// What a chunk or piece changed.
     struct Outcome {
         var inserted = 0
         var updated = 0
         /// Seconds spent per step: `copy`, `ids`, `updates`, `stats`, `commit`.
         var steps: [String: Double] = [:]
+
+        /// The sum of two outcomes (the halves of a split piece).
+        static func + (a: Outcome, b: Outcome) -> Outcome {
+            Outcome(
+                inserted: a.inserted + b.inserted, updated: a.updated + b.updated,
+                steps: a.steps.merging(b.steps, uniquingKeysWith: +))
+        }
     }
 
-    /// Loads a decoded chunk.
+    /// Loads rows `rows` of a decoded chunk as one piece (`0..<data.count` is the whole chunk).
     ///
     /// - Throws: ``PipelineError`` 65 when the database changed since dedupe (a unique violation on insert, or an
-    ///   update whose previous value no longer matches); ``PostgresError`` for other database failures. The chunk's
-    ///   transaction is rolled back in every case.
-    mutating func load(_ data: ChunkData, name: String, sha256: String) throws -> Outcome {
-        let n = data.count
+    ///   update whose previous value no longer matches); ``PostgresError`` for other database failures (`57014` when
+    ///   a statement hit the statement timeout). The piece's transaction is rolled back in every case.
+    mutating func load(_ data: ChunkData, rows: Range<Int>, name: String, sha256: String) throws -> Outcome {
+        let n = rows.count
         let actions = data.actions
         var insertCount = 0
         var updateCount = 0
-        for i in 0..<n {
+        for i in rows {
             if (actions?[i] ?? .insert) == .insert { insertCount += 1 } else { updateCount += 1 }
         }
         var fields: [SensorFields] = []
@@ -100,7 +108,7 @@ struct ChunkLoader {
                 var sensorsWithInserts = Set<UInt32>()
                 var minTS = Int64.max
                 var maxTS = Int64.min
-                for i in 0..<n where (actions?[i] ?? .insert) == .insert {
+                for i in rows where (actions?[i] ?? .insert) == .insert {
                     let s = data.sensorIndexes[i]
                     let t = data.timestamps[i]
                     sensorsWithInserts.insert(s)
@@ -144,16 +152,18 @@ struct ChunkLoader {
             }
 
             // 3. Ledger row.
+            let times = data.timestamps[rows]
             try db.exec(
                 """
                 INSERT INTO \(q).loaded_chunks
-                    (run_id, chunk_name, sha256, row_count, inserted, updated, min_ts, max_ts, inserted_ids)
-                VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::bigint), to_timestamp($8::bigint), $9::int8multirange)
+                    (run_id, chunk_name, sha256, piece_start, row_count, inserted, updated, min_ts, max_ts,
+                     inserted_ids)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8::bigint), to_timestamp($9::bigint),
+                        $10::int8multirange)
                 """,
                 parameters: [
-                    String(runID), name, sha256, String(n), String(insertCount), String(updateCount),
-                    n > 0 ? String(data.timestamps.min()!) : nil, n > 0 ? String(data.timestamps.max()!) : nil,
-                    insertedIDs,
+                    String(runID), name, sha256, String(rows.lowerBound), String(n), String(insertCount),
+                    String(updateCount), times.min().map { String($0) }, times.max().map { String($0) }, insertedIDs,
                 ])
 
             lap("ledger")
@@ -170,7 +180,7 @@ struct ChunkLoader {
                     "COPY \(Self.stagingTable) (sensor_id, \"timestamp\", value, status, previous_value, previous_status)"
                         + " FROM STDIN (FORMAT binary)")
                 encoder.appendHeader()
-                for i in 0..<n where actions?[i] == .update {
+                for i in rows where actions?[i] == .update {
                     encoder.appendTupleHeader(fieldCount: 6)
                     encoder.append(idFields[Int(data.sensorIndexes[i])])
                     encoder.appendTimestamptz(unixSeconds: data.timestamps[i])
@@ -205,15 +215,16 @@ struct ChunkLoader {
                 try db.exec(
                     """
                     INSERT INTO \(q).replaced_readings
-                        (run_id, chunk_name, sensor_id, "timestamp", previous_value, previous_status)
-                    SELECT $1, $2, sensor_id, "timestamp", previous_value, previous_status FROM \(Self.stagingTable)
+                        (run_id, chunk_name, piece_start, sensor_id, "timestamp", previous_value, previous_status)
+                    SELECT $1, $2, $3, sensor_id, "timestamp", previous_value, previous_status
+                    FROM \(Self.stagingTable)
                     """,
-                    parameters: [String(runID), name])
+                    parameters: [String(runID), name, String(rows.lowerBound)])
                 lap("updates")
             }
 
             // 5. Expected per-sensor-day statistics.
-            try applyStats(data, tz: tz, q: q)
+            try applyStats(data, rows: rows, tz: tz, q: q)
             lap("stats")
             return Outcome(inserted: insertCount, updated: updateCount)
         }
@@ -225,13 +236,13 @@ struct ChunkLoader {
     /// Adds the chunk's count and value-sum deltas to `sensor_day_stats`, creating missing sensor-days from the table.
     /// Concurrent workers may touch the same sensor-day (chunks that straddle a day): a stats row created by another
     /// transaction meanwhile is detected by ON CONFLICT, which then adds this chunk's delta to it.
-    private func applyStats(_ data: ChunkData, tz: String, q: String) throws {
+    private func applyStats(_ data: ChunkData, rows: Range<Int>, tz: String, q: String) throws {
         struct Key: Hashable {
             var sensor: UInt32
             var bucket: Int64
         }
         var deltas: [Key: (count: Int64, sum: Int64)] = [:]
-        for i in 0..<data.count {
+        for i in rows {
             let t = data.timestamps[i]
             let key = Key(sensor: data.sensorIndexes[i], bucket: t >= 0 ? t / 900 : (t - 899) / 900)
             var d = deltas[key] ?? (0, 0)

@@ -30,7 +30,12 @@ package enum DatabaseSetup {
         func exists(_ name: String) throws -> Bool {
             try db.exec("SELECT to_regclass($1) IS NOT NULL", parameters: [name]).scalar() == "t"
         }
-        if (try? Schema(timeZone: timeZone, ledgerSchema: ledgerSchema).verify(on: db)) != nil,
+        // A ledger from before chunk pieces is migrated by setup.
+        let pieces = try db.exec(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'piece_start' AND NOT attisdropped)",
+            parameters: [try db.quoteIdentifier(ledgerSchema) + ".loaded_chunks"]
+        ).scalar() == "t"
+        if pieces, (try? Schema(timeZone: timeZone, ledgerSchema: ledgerSchema).verify(on: db)) != nil,
             try extra.allSatisfy(exists)
         {
             return

@@ -98,34 +98,78 @@ package struct LoadLedger: Sendable {
             parameters: [String(id), status])
     }
 
-    /// A committed chunk's ledger row.
-    package struct CommittedChunk: Sendable, Equatable {
+    /// A committed piece of a chunk: its `loaded_chunks` row.
+    package struct CommittedPiece: Sendable, Equatable {
         package var runID: Int64
+        /// The piece's first row in the chunk file.
+        package var start: Int
+        /// The piece's rows.
         package var rowCount: Int
         package var inserted: Int
         package var updated: Int
+
+        /// The rows of the chunk file the piece covers.
+        package var rows: Range<Int> { start..<(start + rowCount) }
+
+        package init(runID: Int64, start: Int, rowCount: Int, inserted: Int, updated: Int) {
+            self.runID = runID
+            self.start = start
+            self.rowCount = rowCount
+            self.inserted = inserted
+            self.updated = updated
+        }
     }
 
-    /// The committed ledger rows for chunks, keyed by `name|sha256`.
-    package func committedChunks(
+    /// What the ledger holds committed for one chunk file: its pieces, in row order.
+    package struct ChunkCoverage: Sendable, Equatable {
+        package var pieces: [CommittedPiece]
+
+        package init(pieces: [CommittedPiece]) {
+            self.pieces = pieces.sorted { $0.start < $1.start }
+        }
+
+        package var rowCount: Int { pieces.reduce(0) { $0 + $1.rowCount } }
+        package var inserted: Int { pieces.reduce(0) { $0 + $1.inserted } }
+        package var updated: Int { pieces.reduce(0) { $0 + $1.updated } }
+
+        /// The rows of a chunk of `rows` rows that no committed piece covers.
+        package func gaps(rows: Int) -> [Range<Int>] { ChunkPieces.gaps(rows: rows, covered: pieces.map(\.rows)) }
+
+        /// Whether two committed pieces share rows (never expected: it would mean rows loaded twice).
+        package var hasOverlap: Bool { ChunkPieces.overlap(pieces.map(\.rows)) }
+
+        /// The committed piece exactly covering `rows`, if any.
+        package func piece(covering rows: Range<Int>) -> CommittedPiece? {
+            pieces.first { $0.rows == rows }
+        }
+    }
+
+    /// The key of a chunk file in the maps below: `name|sha256`.
+    package static func key(name: String, sha256: String) -> String { name + "|" + sha256 }
+
+    /// The committed pieces of chunk files, keyed by ``key(name:sha256:)``; files without any are absent.
+    package func committedPieces(
         names: [String], sha256s: [String], on db: PGConnection
-    ) throws -> [String: CommittedChunk] {
+    ) throws -> [String: ChunkCoverage] {
         guard !names.isEmpty else { return [:] }
         let result = try db.exec(
             """
-            SELECT c.chunk_name, c.sha256, c.run_id, c.row_count, c.inserted, c.updated
+            SELECT c.chunk_name, c.sha256, c.run_id, c.piece_start, c.row_count, c.inserted, c.updated
             FROM \(try q(db)).loaded_chunks c
             JOIN unnest($1::text[], $2::text[]) AS k(name, sha) ON c.chunk_name = k.name AND c.sha256 = k.sha
             WHERE c.status = 'committed'
             """,
             parameters: [pgArray(names), pgArray(sha256s)])
-        var out: [String: CommittedChunk] = [:]
+        var pieces: [String: [CommittedPiece]] = [:]
         for r in 0..<result.count {
-            out[(result.string(row: r, col: 0) ?? "") + "|" + (result.string(row: r, col: 1) ?? "")] = CommittedChunk(
-                runID: try result.int64(row: r, col: 2) ?? 0, rowCount: try result.int(row: r, col: 3) ?? 0,
-                inserted: try result.int(row: r, col: 4) ?? 0, updated: try result.int(row: r, col: 5) ?? 0)
+            let key = Self.key(name: result.string(row: r, col: 0) ?? "", sha256: result.string(row: r, col: 1) ?? "")
+            pieces[key, default: []].append(
+                CommittedPiece(
+                    runID: try result.int64(row: r, col: 2) ?? 0, start: try result.int(row: r, col: 3) ?? 0,
+                    rowCount: try result.int(row: r, col: 4) ?? 0, inserted: try result.int(row: r, col: 5) ?? 0,
+                    updated: try result.int(row: r, col: 6) ?? 0))
         }
-        return out
+        return pieces.mapValues(ChunkCoverage.init(pieces:))
     }
 }
 

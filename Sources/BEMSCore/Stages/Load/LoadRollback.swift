@@ -3,6 +3,9 @@ import Logging
 
 /// `bems rollback load [RUN]`: reverts one load run's committed chunks in a single transaction.
 ///
+/// Works piece by piece (a `loaded_chunks` row is a whole chunk or, after a statement timeout, a piece of one), so
+/// a run that finished a chunk an earlier, interrupted run had partly loaded takes back only its own pieces.
+///
 /// - Deletes the rows the run inserted (ledger `inserted_ids`, unnested into id ranges so the primary key is used).
 /// - Restores every row it updated to the ledger's previous value and status (`replaced_readings`).
 /// - Applies the inverse deltas to `sensor_day_stats`.
@@ -28,7 +31,10 @@ package enum LoadRollback {
 
     package struct Result: Sendable, Equatable {
         package var ledgerRunID: Int64
+        /// Chunks the run committed (some possibly in pieces).
         package var chunks: Int
+        /// `loaded_chunks` rows rolled back: ``chunks`` unless a chunk was split.
+        package var pieces: Int
         package var deleted: Int
         package var restored: Int
     }
@@ -66,10 +72,11 @@ package enum LoadRollback {
             runID = id
         }
         let p = [String(runID)]
-        let chunks =
-            try db.exec(
-                "SELECT count(*) FROM \(q).loaded_chunks WHERE run_id = $1 AND status = 'committed'", parameters: p
-            ).scalarInt64() ?? 0
+        let counted = try db.exec(
+            "SELECT count(DISTINCT chunk_name), count(*) FROM \(q).loaded_chunks WHERE run_id = $1 AND status = 'committed'",
+            parameters: p)
+        let chunks = try counted.int(row: 0, col: 0) ?? 0
+        let pieces = try counted.int(row: 0, col: 1) ?? 0
         guard chunks > 0 else {
             throw PipelineError.noInput("load run \(runID) has no committed chunks (already rolled back?)")
         }
@@ -80,7 +87,8 @@ package enum LoadRollback {
                 """
                 WITH mine AS (
                     SELECT rr.sensor_id, rr."timestamp" FROM \(q).replaced_readings rr
-                    JOIN \(q).loaded_chunks c ON c.run_id = rr.run_id AND c.chunk_name = rr.chunk_name
+                    JOIN \(q).loaded_chunks c
+                      ON c.run_id = rr.run_id AND c.chunk_name = rr.chunk_name AND c.piece_start = rr.piece_start
                     WHERE c.run_id = $1 AND c.status = 'committed'
                     UNION
                     SELECT s.sensor_id, s."timestamp"
@@ -89,7 +97,8 @@ package enum LoadRollback {
                     WHERE c.run_id = $1 AND c.status = 'committed'
                 )
                 SELECT count(DISTINCT rr.run_id) FROM \(q).replaced_readings rr
-                JOIN \(q).loaded_chunks c ON c.run_id = rr.run_id AND c.chunk_name = rr.chunk_name
+                JOIN \(q).loaded_chunks c
+                  ON c.run_id = rr.run_id AND c.chunk_name = rr.chunk_name AND c.piece_start = rr.piece_start
                 JOIN mine m ON m.sensor_id = rr.sensor_id AND m."timestamp" = rr."timestamp"
                 WHERE c.run_id > $1 AND c.status = 'committed'
                 """,
@@ -134,7 +143,8 @@ package enum LoadRollback {
                 SELECT s.id, s.sensor_id, s."timestamp", s.reading_value AS current_value,
                        rr.previous_value, rr.previous_status
                 FROM \(q).replaced_readings rr
-                JOIN \(q).loaded_chunks c ON c.run_id = rr.run_id AND c.chunk_name = rr.chunk_name
+                JOIN \(q).loaded_chunks c
+                  ON c.run_id = rr.run_id AND c.chunk_name = rr.chunk_name AND c.piece_start = rr.piece_start
                 JOIN \(Schema.readingsTable) s ON s.sensor_id = rr.sensor_id AND s."timestamp" = rr."timestamp"
                 WHERE c.run_id = $1 AND c.status = 'committed'
                 """,
@@ -167,7 +177,7 @@ package enum LoadRollback {
                 "UPDATE \(q).runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now()) WHERE id = $1",
                 parameters: p)
             try ledger.finishRun(rollbackRun, status: "succeeded", on: db)
-            return Result(ledgerRunID: runID, chunks: Int(chunks), deleted: deleted, restored: restored)
+            return Result(ledgerRunID: runID, chunks: chunks, pieces: pieces, deleted: deleted, restored: restored)
         }
         // The work directory's current load run, when it is this one, goes back too (so verify and status agree).
         let work = WorkDir(root: options.config.workDir)
@@ -179,7 +189,8 @@ package enum LoadRollback {
         logger.notice(
             "load run rolled back",
             metadata: [
-                "ledger.run": "\(runID)", "chunks": "\(outcome.chunks)", "rows.deleted": "\(outcome.deleted)",
+                "ledger.run": "\(runID)", "chunks": "\(outcome.chunks)", "pieces": "\(outcome.pieces)",
+                "rows.deleted": "\(outcome.deleted)",
                 "rows.restored": "\(outcome.restored)",
             ])
         return outcome

@@ -8,6 +8,9 @@ import Logging
 ///   chunk and stops the run (exit 74).
 /// - Each chunk is one transaction with its ledger rows (see ``ChunkLoader``). A chunk whose (name, SHA-256) is
 ///   already `committed` in the ledger, by any run, is skipped, so a rerun after a crash (even `kill -9`) converges.
+/// - A chunk whose COPY or update hits the statement timeout is loaded in halves, each its own transaction and
+///   ledger row, recursively down to `load.minPieceRows` (``ChunkPieces``); a rerun loads only the rows no committed
+///   piece covers.
 /// - A session advisory lock (``LoadLedger/lock(on:)``) keeps two loads apart.
 /// - After the last chunk, ``VerifyStage`` compares the table with the ledger; a mismatch makes the run exit 65.
 package enum LoadStage {
@@ -45,6 +48,10 @@ package enum LoadStage {
         package var chunksLoaded: Int
         package var chunksSkipped: Int
         package var maxChunkSeconds: Double
+        /// Pieces committed by this run (`loaded_chunks` rows); equal to ``chunksLoaded`` when nothing was split.
+        package var pieces: Int
+        /// Pieces split in two after a statement timeout.
+        package var splits: Int
         package var verify: VerifyReport?
         package var exitStatus: ExitStatus
     }
@@ -52,7 +59,8 @@ package enum LoadStage {
     /// Runs the stage.
     ///
     /// - Throws: ``PipelineError`` 66 (no dedupe run), 74 (chunk checksum or read failure), 65 (database changed since
-    ///   dedupe), 69 (database unavailable), 73 (locked); ``PostgresError`` for other database failures.
+    ///   dedupe), 69 (database unavailable, or a piece at `load.minPieceRows` still hits the statement timeout), 73
+    ///   (locked); ``PostgresError`` for other database failures.
     package static func run(_ options: Options, logger: Logger) async throws -> Result {
         do {
             return try runLoading(options, logger: logger)
@@ -97,19 +105,27 @@ package enum LoadStage {
         logger.info("chunk checksums verified", metadata: ["chunks": "\(dedupe.chunks.count)"])
 
         let ledger = LoadLedger(schema: options.ledgerSchema, timeZone: options.config.timeZone)
+        var database = options.database
+        if database.applicationName == nil { database.applicationName = "bems-load" }
         // Connect, set up and lock as one retried step: each part is idempotent, and a session lost halfway (server
         // restarting) released whatever it held.
-        let db = try options.database.retry.run("load setup", logger: logger) { () throws -> PGConnection in
-            let db = try options.database.connect(logger: logger)
+        let db = try database.retry.run("load setup", logger: logger) { () throws -> PGConnection in
+            let db = try database.connect(logger: logger)
             try DatabaseSetup.ensure(on: db, timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
             try ledger.lock(on: db)
             return db
         }
         defer { ledger.unlock(on: db) }
 
-        let committed = try ledger.committedChunks(
+        let committed = try ledger.committedPieces(
             names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
-        let pending = dedupe.chunks.filter { committed[$0.file + "|" + $0.sha256] == nil }
+        let pending = dedupe.chunks.compactMap { chunk -> PendingChunk? in
+            guard let coverage = committed[LoadLedger.key(name: chunk.file, sha256: chunk.sha256)] else {
+                return PendingChunk(record: chunk, gaps: [0..<chunk.rows])
+            }
+            let gaps = coverage.gaps(rows: chunk.rows)
+            return gaps.isEmpty ? nil : PendingChunk(record: chunk, gaps: gaps)
+        }
         if pending.isEmpty, let current = try work.currentManifest(.load), current.upstreamRunID == dedupe.runID {
             logger.notice("load is up to date", metadata: ["run": "\(current.runID)", "dedupe.run": "\(dedupe.runID)"])
             // A run killed (or out of disk) after its manifest but before its verify.json is verified now.
@@ -123,7 +139,7 @@ package enum LoadStage {
             return Result(
                 manifest: current, upToDate: true, ledgerRunID: current.totals["ledgerRunID"].map(Int64.init),
                 inserted: 0, updated: 0, chunksLoaded: 0, chunksSkipped: dedupe.chunks.count, maxChunkSeconds: 0,
-                verify: report, exitStatus: report?.passed == false ? .dataError : .ok)
+                pieces: 0, splits: 0, verify: report, exitStatus: report?.passed == false ? .dataError : .ok)
         }
 
         let runID = try work.createRun(.load)
@@ -135,6 +151,7 @@ package enum LoadStage {
             metadata: [
                 "run": "\(runID)", "ledger.run": "\(ledgerRunID)", "chunks": "\(dedupe.chunks.count)",
                 "chunks.pending": "\(pending.count)",
+                "chunks.partlyLoaded": "\(pending.filter { $0.gaps != [0..<$0.record.rows] }.count)",
             ])
 
         let schema = Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
@@ -151,9 +168,11 @@ package enum LoadStage {
         let progress = LoadProgress()
         do {
             try loadChunks(
-                pending, directory: dedupeDir, workers: options.workers, database: options.database,
-                ledger: ledger, ledgerRunID: ledgerRunID, lockSession: LockSession(db: db), progress: progress,
-                logger: logger)
+                pending, workers: options.workers,
+                context: LoadContext(
+                    directory: dedupeDir, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
+                    lockSession: LockSession(db: db), progress: progress,
+                    minPieceRows: options.config.load.minPieceRows, logger: logger))
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
@@ -183,6 +202,8 @@ package enum LoadStage {
         let inserted = progress.inserted
         let updated = progress.updated
         let maxSeconds = progress.maxSeconds
+        let pieces = progress.pieces
+        let splits = progress.splits
         let manifest = StageManifest(
             stage: .load, runID: runID, previousRunID: work.currentRunID(.load),
             createdAt: ISO8601DateFormatter().string(from: started), bemsVersion: BEMS.version, env: options.env,
@@ -191,7 +212,7 @@ package enum LoadStage {
             totals: [
                 "ledgerRunID": Int(ledgerRunID), "inserted": inserted, "updated": updated,
                 "chunksLoaded": pending.count, "chunksSkipped": dedupe.chunks.count - pending.count,
-                "maxChunkMilliseconds": Int((maxSeconds * 1000).rounded()),
+                "maxChunkMilliseconds": Int((maxSeconds * 1000).rounded()), "pieces": pieces, "splits": splits,
             ],
             seconds: Date().timeIntervalSince(started))
         try work.publish(manifest)
@@ -209,104 +230,202 @@ package enum LoadStage {
             metadata: [
                 "run": "\(runID)", "ledger.run": "\(ledgerRunID)", "rows.inserted": "\(inserted)",
                 "rows.updated": "\(updated)", "chunks.loaded": "\(pending.count)",
-                "chunks.skipped": "\(dedupe.chunks.count - pending.count)",
-                "seconds": "\(String(format: "%.2f", manifest.seconds))",
+                "chunks.skipped": "\(dedupe.chunks.count - pending.count)", "pieces": "\(pieces)",
+                "splits": "\(splits)", "seconds": "\(String(format: "%.2f", manifest.seconds))",
                 "verify": "\(report.map { $0.passed ? "passed" : "FAILED" } ?? "skipped")",
             ])
         return Result(
             manifest: manifest, upToDate: false, ledgerRunID: ledgerRunID, inserted: inserted, updated: updated,
             chunksLoaded: pending.count, chunksSkipped: dedupe.chunks.count - pending.count,
-            maxChunkSeconds: maxSeconds, verify: report, exitStatus: status)
+            maxChunkSeconds: maxSeconds, pieces: pieces, splits: splits, verify: report, exitStatus: status)
     }
 
-    /// Loads one chunk, retrying transient failures (connection lost, server restarting, deadlock, serialization
-    /// failure, statement timeout) as `database.retry` allows.
+    /// Loads chunks on up to `workers` connections; the first failure stops the others after their current piece
+    /// (whose transaction either committed whole or rolled back whole).
+    static func loadChunks(_ chunks: [PendingChunk], workers: Int, context: LoadContext) throws {
+        let width = max(1, min(workers, chunks.count))
+        DispatchQueue.concurrentPerform(iterations: width) { _ in
+            var worker = ChunkWorker(context: context)
+            do {
+                while let chunk = context.progress.next(chunks) {
+                    try worker.load(chunk)
+                }
+            } catch let error as PostgresError where error.isTransient {
+                let retry = context.database.retry
+                context.progress.fail(
+                    PipelineError(
+                        .unavailable,
+                        "the database stayed unavailable beyond the retry policy (\(retry.maxAttempts) "
+                            + "attempts, \(Int(retry.budget)) s): \(error); committed chunks are kept, "
+                            + "rerun bems-load to finish"))
+            } catch {
+                context.progress.fail(error)
+            }
+        }
+        if let error = context.progress.error { throw error }
+    }
+}
+
+/// A chunk with rows to load: the row ranges no committed piece covers (`0..<rows` when nothing is committed).
+struct PendingChunk: Sendable {
+    var record: ChunkRecord
+    var gaps: [Range<Int>]
+}
+
+/// What the load workers share.
+struct LoadContext: Sendable {
+    var directory: String
+    var database: DatabaseTarget
+    var ledger: LoadLedger
+    var ledgerRunID: Int64
+    var lockSession: LockSession
+    var progress: LoadProgress
+    /// `load.minPieceRows`: the smallest half a timed-out piece is split into.
+    var minPieceRows: Int
+    var logger: Logger
+}
+
+/// One load worker: its connection (opened on first use, replaced after a failure) and the pieces it loads.
+struct ChunkWorker {
+    let context: LoadContext
+    private var loader: ChunkLoader?
+
+    init(context: LoadContext) { self.context = context }
+
+    /// A piece's statement hit the statement timeout: it is split, not retried as it is.
+    struct PieceTimedOut: Error {
+        var error: PostgresError
+    }
+
+    /// Reads, checks and loads one chunk's missing rows.
+    mutating func load(_ chunk: PendingChunk) throws {
+        let t0 = Date()
+        let record = chunk.record
+        let data: ChunkData
+        do {
+            let bytes = try ChunkFile.read(context.directory + "/" + record.file)
+            guard Digest.sha256Hex(bytes) == record.sha256 else {
+                throw PipelineError.io("chunk \(record.file) changed after its checksum was verified")
+            }
+            data = try ChunkReader.decode(bytes).data
+        } catch let error as ChunkError {
+            throw PipelineError.io("chunk \(record.file): \(error)")
+        }
+        guard data.count == record.rows else {
+            throw PipelineError.io(
+                "chunk \(record.file) holds \(data.count) readings, its dedupe manifest says \(record.rows)")
+        }
+        if chunk.gaps != [0..<record.rows] {
+            context.logger.info(
+                "chunk partly loaded before: loading the rows no committed piece covers",
+                metadata: ["chunk": "\(record.file)", "rows": "\(ChunkPieces.describe(chunk.gaps))"])
+        }
+        var outcome = ChunkLoader.Outcome()
+        for gap in chunk.gaps {
+            outcome = outcome + (try loadPiece(data, chunk: record, rows: gap))
+        }
+        let seconds = Date().timeIntervalSince(t0)
+        context.progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
+        context.logger.info(
+            "chunk loaded",
+            metadata: [
+                "chunk": "\(record.file)", "rows.inserted": "\(outcome.inserted)",
+                "rows.updated": "\(outcome.updated)", "seconds": "\(String(format: "%.3f", seconds))",
+                "seconds.steps":
+                    "\(outcome.steps.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))",
+            ])
+    }
+
+    /// Loads rows `rows` of a chunk as one piece; when a statement hits the statement timeout, loads the two halves
+    /// instead (each its own transaction and ledger row), recursively, while they keep `minPieceRows` rows.
+    ///
+    /// - Throws: ``PipelineError`` 69 when a piece at the floor still times out (pieces committed so far stay
+    ///   committed, and a rerun loads only the rest).
+    mutating func loadPiece(_ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>) throws -> ChunkLoader.Outcome {
+        do {
+            return try loadRetrying(data, chunk: chunk, rows: rows)
+        } catch let timeout as PieceTimedOut {
+            let timeoutSetting =
+                context.database.statementTimeoutMilliseconds.map { "statement_timeout \($0) ms" }
+                ?? "the server's statement_timeout"
+            guard let (first, second) = ChunkPieces.halves(of: rows, minimumRows: context.minPieceRows) else {
+                throw PipelineError(
+                    .unavailable,
+                    "chunk \(chunk.file): rows \(ChunkPieces.describe([rows])) (\(rows.count) readings) still hit "
+                        + "\(timeoutSetting) (\(timeout.error)) and cannot be halved without going below "
+                        + "load.minPieceRows (\(context.minPieceRows)); committed pieces are kept: raise "
+                        + "environments.\(context.database.env).statementTimeout or lower load.minPieceRows, then "
+                        + "rerun bems-load")
+            }
+            context.progress.recordSplit()
+            context.logger.warning(
+                "statement timeout: loading the piece in two halves",
+                metadata: [
+                    "chunk": "\(chunk.file)", "piece.rows": "\(rows.count)", "piece.first": "\(rows.lowerBound)",
+                    "halves": "\(first.count)+\(second.count)", "timeout": "\(timeoutSetting)",
+                    "pg.sqlstate": "\(timeout.error.sqlState ?? "")",
+                ])
+            let a = try loadPiece(data, chunk: chunk, rows: first)
+            return a + (try loadPiece(data, chunk: chunk, rows: second))
+        }
+    }
+
+    /// Loads one piece, retrying transient failures (connection lost, server restarting, deadlock, serialization
+    /// failure) as `database.retry` allows. A statement timeout is not retried here: it throws ``PieceTimedOut``.
     ///
     /// Every retry runs on a new connection, since the old one may be dead. Before reloading, the ledger is asked
-    /// whether the chunk is already committed: when the connection broke after the server committed but before the
-    /// acknowledgement arrived, the chunk is counted from its ledger row and not loaded twice. A retry first checks
+    /// whether the piece is already committed: when the connection broke after the server committed but before the
+    /// acknowledgement arrived, the piece is counted from its ledger row and not loaded twice. A retry first checks
     /// that the session holding the load's advisory lock is still alive; when it is not (the server restarted), the
     /// run stops with exit 69 instead of loading without the lock.
     ///
-    /// - Returns: what the chunk changed (read back from the ledger when an earlier attempt had committed it).
-    static func loadRetrying(
-        _ loader: inout ChunkLoader?, _ data: ChunkData, chunk: ChunkRecord, database: DatabaseTarget,
-        ledger: LoadLedger, ledgerRunID: Int64, lockSession: LockSession, logger: Logger
-    ) throws -> ChunkLoader.Outcome {
+    /// - Returns: what the piece changed (read back from the ledger when an earlier attempt had committed it).
+    mutating func loadRetrying(_ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>) throws -> ChunkLoader.Outcome {
         var attempt = 0
-        return try database.retry.run("chunk \(chunk.file)", logger: logger) { () throws -> ChunkLoader.Outcome in
+        let whole = rows == 0..<chunk.rows
+        let what = whole ? "chunk \(chunk.file)" : "chunk \(chunk.file) rows \(ChunkPieces.describe([rows]))"
+        let context = self.context
+        var loader = self.loader
+        defer { self.loader = loader }
+        return try context.database.retry.run(what, logger: context.logger) { () throws -> ChunkLoader.Outcome in
             attempt += 1
             if attempt > 1 {
                 loader = nil
-                try lockSession.ensureAlive()
+                try context.lockSession.ensureAlive()
             }
-            if loader == nil {
-                let db = try PGConnection(conninfo: database.conninfo, logger: logger)
-                loader = try ChunkLoader(db: db, ledger: ledger, runID: ledgerRunID, logger: logger)
-            }
-            guard var current = loader else { throw PostgresError(code: .invalidState, message: "no loader") }
+            var current = try loader ?? Self.openLoader(context)
+            defer { loader = current }
             if attempt > 1,
-                let done = try ledger.committedChunks(
-                    names: [chunk.file], sha256s: [chunk.sha256], on: current.db)[chunk.file + "|" + chunk.sha256]
+                let done = try context.ledger.committedPieces(
+                    names: [chunk.file], sha256s: [chunk.sha256], on: current.db
+                )[LoadLedger.key(name: chunk.file, sha256: chunk.sha256)]?.piece(covering: rows)
             {
-                logger.warning(
+                context.logger.warning(
                     "chunk was already committed; its acknowledgement was lost, it is not loaded again",
-                    metadata: ["chunk": "\(chunk.file)", "ledger.run": "\(done.runID)"])
+                    metadata: [
+                        "chunk": "\(chunk.file)", "rows": "\(ChunkPieces.describe([rows]))",
+                        "ledger.run": "\(done.runID)",
+                    ])
+                context.progress.recordPiece()
                 return ChunkLoader.Outcome(inserted: done.inserted, updated: done.updated, steps: [:])
             }
-            defer { loader = current }
-            return try current.load(data, name: chunk.file, sha256: chunk.sha256)
+            do {
+                let outcome = try current.load(data, rows: rows, name: chunk.file, sha256: chunk.sha256)
+                context.progress.recordPiece()
+                return outcome
+            } catch let error as PostgresError where error.isQueryCanceled {
+                throw PieceTimedOut(error: error)
+            }
         }
     }
 
-    /// Loads chunks on up to `workers` connections; the first failure stops the others after their current chunk
-    /// (whose transaction either committed whole or rolled back whole).
-    static func loadChunks(
-        _ chunks: [ChunkRecord], directory: String, workers: Int, database: DatabaseTarget, ledger: LoadLedger,
-        ledgerRunID: Int64, lockSession: LockSession, progress: LoadProgress, logger: Logger
-    ) throws {
-        let width = max(1, min(workers, chunks.count))
-        DispatchQueue.concurrentPerform(iterations: width) { _ in
-            do {
-                var loader: ChunkLoader?
-                while let chunk = progress.next(chunks) {
-                    let t0 = Date()
-                    let data: ChunkData
-                    do {
-                        let bytes = try ChunkFile.read(directory + "/" + chunk.file)
-                        guard Digest.sha256Hex(bytes) == chunk.sha256 else {
-                            throw PipelineError.io("chunk \(chunk.file) changed after its checksum was verified")
-                        }
-                        data = try ChunkReader.decode(bytes).data
-                    } catch let error as ChunkError {
-                        throw PipelineError.io("chunk \(chunk.file): \(error)")
-                    }
-                    let outcome = try loadRetrying(
-                        &loader, data, chunk: chunk, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
-                        lockSession: lockSession, logger: logger)
-                    let seconds = Date().timeIntervalSince(t0)
-                    progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
-                    logger.info(
-                        "chunk loaded",
-                        metadata: [
-                            "chunk": "\(chunk.file)", "rows.inserted": "\(outcome.inserted)",
-                            "rows.updated": "\(outcome.updated)", "seconds": "\(String(format: "%.3f", seconds))",
-                            "seconds.steps":
-                                "\(outcome.steps.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))",
-                        ])
-                }
-            } catch let error as PostgresError where error.isTransient {
-                progress.fail(
-                    PipelineError(
-                        .unavailable,
-                        "the database stayed unavailable beyond the retry policy (\(database.retry.maxAttempts) "
-                            + "attempts, \(Int(database.retry.budget)) s): \(error); committed chunks are kept, "
-                            + "rerun bems-load to finish"))
-            } catch {
-                progress.fail(error)
-            }
+    /// Opens a connection for chunks, with the environment's statement timeout, and its loader.
+    private static func openLoader(_ context: LoadContext) throws -> ChunkLoader {
+        let db = try context.database.open(logger: context.logger)
+        if let ms = context.database.statementTimeoutMilliseconds {
+            try db.exec("SET statement_timeout = \(ms)")
         }
-        if let error = progress.error { throw error }
+        return try ChunkLoader(db: db, ledger: context.ledger, runID: context.ledgerRunID, logger: context.logger)
     }
 }
 
@@ -343,15 +462,19 @@ final class LoadProgress: @unchecked Sendable {
     private var _inserted = 0
     private var _updated = 0
     private var _maxSeconds = 0.0
+    private var _pieces = 0
+    private var _splits = 0
     private var _error: (any Error)?
 
     var inserted: Int { lock.withLock { _inserted } }
     var updated: Int { lock.withLock { _updated } }
     var maxSeconds: Double { lock.withLock { _maxSeconds } }
+    var pieces: Int { lock.withLock { _pieces } }
+    var splits: Int { lock.withLock { _splits } }
     var error: (any Error)? { lock.withLock { _error } }
 
-    /// The next chunk to load, or `nil` when all are taken or a worker failed.
-    func next(_ chunks: [ChunkRecord]) -> ChunkRecord? {
+    /// The next chunk to take, or `nil` when all are taken or a worker failed.
+    func next<Chunk>(_ chunks: [Chunk]) -> Chunk? {
         lock.withLock {
             guard _error == nil, nextIndex < chunks.count else { return nil }
             defer { nextIndex += 1 }
@@ -366,6 +489,12 @@ final class LoadProgress: @unchecked Sendable {
             _maxSeconds = max(_maxSeconds, seconds)
         }
     }
+
+    /// Counts a piece committed by this run.
+    func recordPiece() { lock.withLock { _pieces += 1 } }
+
+    /// Counts a piece split in two after a statement timeout.
+    func recordSplit() { lock.withLock { _splits += 1 } }
 
     func fail(_ error: any Error) {
         lock.withLock { if _error == nil { _error = error } }

@@ -3,8 +3,9 @@ import Logging
 
 /// One difference between what the manifests imply and what the database holds.
 package struct VerifyMismatch: Codable, Equatable, Sendable {
-    /// `chunk-missing` (no committed ledger row), `chunk-counts` (ledger counts differ from the manifest) or
-    /// `sensor-day` (the table's count or value sum differs from `sensor_day_stats`).
+    /// `chunk-missing` (no committed ledger row), `chunk-incomplete` (committed pieces leave rows of the chunk
+    /// uncovered, or overlap), `chunk-counts` (the ledger's counts, summed over the chunk's pieces, differ from the
+    /// manifest) or `sensor-day` (the table's count or value sum differs from `sensor_day_stats`).
     package var kind: String
     package var chunk: String?
     package var sensorID: String?
@@ -65,8 +66,9 @@ package struct VerifyReport: Codable, Equatable, Sendable {
 
 /// `bems verify`: checks a load run against the database, exactly, reading only the affected ranges.
 ///
-/// - Per chunk of the load's dedupe run: a committed `loaded_chunks` row with the same name and SHA-256 must exist
-///   (in any run), and its row/insert/update counts must equal the dedupe manifest's.
+/// - Per chunk of the load's dedupe run: the committed `loaded_chunks` rows with the same name and SHA-256 (in any
+///   run; one per piece when the chunk was split after a statement timeout) must cover its rows exactly once, and
+///   their row/insert/update counts must add up to the dedupe manifest's.
 /// - Per sensor-day the chunks touch: the readings table's `count(*)` and `sum(reading_value)` for that sensor and
 ///   building day (`AT TIME ZONE` in SQL) must equal `sensor_day_stats`, which the loader keeps from the chunk files
 ///   (see ``LoadLedger``). The query reads only the chunk's sensors over its days, through the unique index.
@@ -119,18 +121,27 @@ package enum VerifyStage {
         var chunksChecked = 0
         if let dedupeID = loadManifest.upstreamRunID {
             let dedupe = try work.manifest(.dedupe, dedupeID)
-            let committed = try ledger.committedChunks(
+            let committed = try ledger.committedPieces(
                 names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
             let q = try ledger.q(db)
             let tz = try db.quoteLiteral(ledger.timeZone)
             var reported = Set<String>()
             for chunk in dedupe.chunks {
                 chunksChecked += 1
-                guard let row = committed[chunk.file + "|" + chunk.sha256] else {
+                guard let row = committed[LoadLedger.key(name: chunk.file, sha256: chunk.sha256)] else {
                     mismatches.append(
                         VerifyMismatch(
                             kind: "chunk-missing", chunk: chunk.file, expected: "committed", actual: "not in ledger"))
                     continue
+                }
+                let gaps = row.gaps(rows: chunk.rows)
+                if !gaps.isEmpty || row.hasOverlap {
+                    mismatches.append(
+                        VerifyMismatch(
+                            kind: "chunk-incomplete", chunk: chunk.file,
+                            expected: "pieces covering rows \(ChunkPieces.describe([0..<chunk.rows])) once",
+                            actual: "pieces \(ChunkPieces.describe(row.pieces.map(\.rows)))"
+                                + (gaps.isEmpty ? "" : "; missing rows \(ChunkPieces.describe(gaps))")))
                 }
                 let expected =
                     "rows=\(chunk.rows) inserted=\(chunk.inserts ?? row.inserted) updated=\(chunk.updates ?? row.updated)"
