@@ -146,6 +146,20 @@ struct DedupeRetryTests {
         }
     }
 
+    @Test func aSnapshotWhoseExportingSessionEndedIsATransientError() throws {
+        let id: String
+        do {
+            let exporter = try SnapshotSession(db: try TestDatabase.connect())
+            id = try exporter.export().id
+        }  // the exporting transaction ends here, and its snapshot with it
+        let error = #expect(throws: PostgresError.self) {
+            try SnapshotSession(db: try TestDatabase.connect(), importing: id)
+        }
+        #expect(error?.code == .connectionLost)
+        #expect(error?.isTransient == true)
+        #expect(error?.message.contains("the session that exported it was lost") == true)
+    }
+
     @Test func stageSessionsAreNamedUnlessTheConnectionStringNamesThem() throws {
         guard let url = TestDatabase.url else { throw TestDatabase.MissingURL() }
         var target = DatabaseTarget(env: "dev", conninfo: url, variable: "BEMS_TEST_DATABASE_URL")

@@ -9,23 +9,32 @@ import Testing
 /// one chunk, waits for the server's answer, swallows it and drops the connection.
 @Suite(.serialized, .enabled(if: TestDatabase.isEnabled, TestDatabase.disabledReason), .timeLimit(.minutes(5)))
 struct LostCommitTests {
-    /// The test server as the proxy's upstream, with its user and database.
+    /// The test server as the proxy's upstream, with its user and database, from `BEMS_TEST_DATABASE_URL` (a
+    /// `postgresql://` URI or a keyword/value string without quoted values).
     static func upstream() throws -> (FaultProxy.Upstream, user: String, database: String) {
         guard let url = TestDatabase.url else { throw TestDatabase.MissingURL() }
-        guard let parts = URLComponents(string: url), parts.scheme?.hasPrefix("postgres") == true else {
-            throw ProxyError("BEMS_TEST_DATABASE_URL must be a postgresql:// URI for the proxy tests")
+        var settings: [String: String] = [:]
+        if let parts = URLComponents(string: url), parts.scheme?.hasPrefix("postgres") == true {
+            settings["host"] = parts.host
+            settings["port"] = parts.port.map(String.init)
+            settings["user"] = parts.user
+            settings["dbname"] = parts.path.isEmpty ? nil : String(parts.path.dropFirst())
+            for item in parts.queryItems ?? [] { settings[item.name] = item.value }
+        } else {
+            for pair in url.split(separator: " ") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                if kv.count == 2 { settings[kv[0]] = kv[1] }
+            }
         }
-        let query = Dictionary(
-            (parts.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { _, last in last })
-        let host = query["host"] ?? parts.host ?? "localhost"
-        let port = UInt16(query["port"] ?? parts.port.map(String.init) ?? "5432") ?? 5432
-        let user = query["user"] ?? parts.user ?? "postgres"
-        let database = query["dbname"] ?? String(parts.path.dropFirst())
+        let host = settings["host"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/run/postgresql"
+        let port = UInt16(settings["port"] ?? "5432") ?? 5432
+        let user = settings["user"] ?? "postgres"
+        let database = settings["dbname"].flatMap { $0.isEmpty ? nil : $0 } ?? user
         let upstream: FaultProxy.Upstream =
             host.hasPrefix("/")
             ? .unixSocket("\(host)/.s.PGSQL.\(port)")
             : .tcp(host: host == "localhost" ? "127.0.0.1" : host, port: port)
-        return (upstream, user, database.isEmpty ? user : database)
+        return (upstream, user, database)
     }
 
     @Test func aCommitWhoseAcknowledgementIsLostIsNotLoadedTwice() async throws {
