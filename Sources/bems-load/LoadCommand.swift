@@ -42,7 +42,7 @@ struct LoadCommand: AsyncParsableCommand {
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify
             options.dropIndexesOnFirstLoad = !keepIndexes
-            if let workers { options.workers = max(1, min(workers, 64)) }
+            if let w = workers ?? config.environments[common.env]?.workers { options.workers = max(1, min(w, 64)) }
             let result = try await LoadStage.run(options, logger: logger)
             if result.upToDate {
                 print(
@@ -54,7 +54,9 @@ struct LoadCommand: AsyncParsableCommand {
                     "load run \(result.manifest?.runID ?? "?") (ledger run \(result.ledgerRunID.map(String.init) ?? "?")): "
                         + "\(result.chunksLoaded) chunks loaded, \(result.chunksSkipped) skipped, "
                         + "\(result.inserted) inserted, \(result.updated) updated, "
-                        + "slowest chunk \(String(format: "%.3f", result.maxChunkSeconds)) s"
+                        + "slowest chunk \(String(format: "%.3f", result.maxChunkSeconds)) s, \(result.workers) workers"
+                        + (result.throttledSeconds > 0
+                            ? ", throttled \(String(format: "%.1f", result.throttledSeconds)) s by the rate limits" : "")
                         + (result.splits > 0
                             ? ", \(result.splits) splits after statement timeouts (\(result.pieces) pieces)" : ""))
                 if let verify = result.verify {

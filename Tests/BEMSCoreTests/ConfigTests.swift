@@ -87,10 +87,43 @@ import Testing
     }
 
     @Test func theStatementTimeoutReachesTheDatabaseTarget() throws {
-        let c = try parse(#"{"environments": {"dev": {"statementTimeout": "5s"}}}"#)
-        let target = try DatabaseTarget.resolve(config: c, env: "dev", environment: ["BEMS_DEV_DATABASE_URL": "x"])
+        let c = try parse(
+            #"{"environments": {"dev": {"statementTimeout": "5s", "lockTimeout": "2s", "idleInTransactionTimeout": "10min", "rateLimit": {"connectionsPerSecond": 5}}}}"#
+        )
+        let target = try DatabaseTarget.resolve(
+            config: c, env: "dev", environment: ["BEMS_DEV_DATABASE_URL": "host=/tmp dbname=x"])
         #expect(target.statementTimeoutMilliseconds == 5000)
+        #expect(target.lockTimeoutMilliseconds == 2000)
+        #expect(target.idleInTransactionTimeoutMilliseconds == 600_000)
+        #expect(target.connectLimiter?.rate == 5)
         #expect(target.applicationName == nil)
+    }
+
+    @Test func poolAndRateLimitKeys() throws {
+        let c = try parse(
+            #"{"environments": {"prod": {"workers": 8, "maxConnections": 40, "rateLimit": {"rowsPerSecond": 50000, "bytesPerSecond": 4e6}}}}"#
+        )
+        let prod = try #require(c.environments["prod"])
+        #expect(prod.workers == 8)
+        #expect(prod.maxConnections == 40)
+        #expect(prod.rateLimit.rowsPerSecond == 50_000)
+        #expect(prod.rateLimit.bytesPerSecond == 4_000_000)
+        #expect(prod.rateLimit.connectionsPerSecond == nil)
+        let defaults = try parse("{}")
+        #expect(defaults.environments.values.allSatisfy { $0.maxConnections == 100 && $0.workers == nil })
+        for (json, message) in [
+            (#"{"environments": {"dev": {"workers": 0}}}"#, "environments.dev.workers: expected an integer from 1 to 64"),
+            (#"{"environments": {"dev": {"maxConnections": 1}}}"#, "environments.dev.maxConnections: expected an integer from 2 to 10000"),
+            (#"{"environments": {"dev": {"rateLimit": {"rowsPerSecond": 0}}}}"#, "environments.dev.rateLimit.rowsPerSecond: expected a number above 0"),
+            (#"{"environments": {"dev": {"rateLimit": {"rows": 5}}}}"#, "environments.dev.rateLimit.rows: unknown key"),
+            (#"{"environments": {"dev": {"lockTimeout": "soon"}}}"#, "environments.dev.lockTimeout: expected milliseconds"),
+        ] {
+            #expect {
+                try parse(json)
+            } throws: { error in
+                "\(error)".contains(message)
+            }
+        }
     }
 
     @Test(arguments: [

@@ -209,13 +209,38 @@ private struct ConfigReader {
             let o = try object(v, "environments", allowed: Set(PipelineConfig.defaultEnvironments.keys))
             for (name, item) in o {
                 let path = "environments.\(name)"
-                let e = try object(item, path, allowed: ["databaseURLEnv", "sample", "retry", "statementTimeout"])
+                let e = try object(
+                    item, path,
+                    allowed: [
+                        "databaseURLEnv", "sample", "retry", "statementTimeout", "lockTimeout",
+                        "idleInTransactionTimeout", "workers", "maxConnections", "rateLimit",
+                    ])
                 var env = config.environments[name]!
                 if let u = e["databaseURLEnv"] { env.databaseURLEnv = try string(u, path + ".databaseURLEnv") }
                 if let s = e["sample"] { env.sample = try fraction(s, path + ".sample") }
                 if let r = e["retry"] { env.retry = try retry(r, path + ".retry", default: env.retry) }
                 if let t = e["statementTimeout"] {
                     env.statementTimeoutMilliseconds = try milliseconds(t, path + ".statementTimeout")
+                }
+                if let t = e["lockTimeout"] { env.lockTimeoutMilliseconds = try milliseconds(t, path + ".lockTimeout") }
+                if let t = e["idleInTransactionTimeout"] {
+                    env.idleInTransactionTimeoutMilliseconds = try milliseconds(t, path + ".idleInTransactionTimeout")
+                }
+                if let w = e["workers"] { env.workers = try integer(w, path + ".workers", min: 1, max: 64) }
+                if let m = e["maxConnections"] {
+                    env.maxConnections = try integer(m, path + ".maxConnections", min: 2, max: 10_000)
+                }
+                if let r = e["rateLimit"] {
+                    let o = try object(r, path + ".rateLimit", allowed: ["rowsPerSecond", "bytesPerSecond", "connectionsPerSecond"])
+                    func rate(_ key: String) throws -> Double? {
+                        guard let v = o[key] else { return nil }
+                        let d = try number(v, path + ".rateLimit." + key).doubleValue
+                        guard d.isFinite, d > 0 else { throw fail(path + ".rateLimit." + key, "expected a number above 0") }
+                        return d
+                    }
+                    env.rateLimit = .init(
+                        rowsPerSecond: try rate("rowsPerSecond"), bytesPerSecond: try rate("bytesPerSecond"),
+                        connectionsPerSecond: try rate("connectionsPerSecond"))
                 }
                 config.environments[name] = env
             }

@@ -47,6 +47,23 @@ package struct PipelineConfig: Sendable, Equatable {
         /// `statement_timeout` in milliseconds for the sessions that load chunks (0 = no limit); `nil` keeps the
         /// server's (or the role's) setting.
         package var statementTimeoutMilliseconds: Int?
+        /// `lock_timeout` and `idle_in_transaction_session_timeout` of every session, in milliseconds; `nil` keeps
+        /// the server's setting.
+        package var lockTimeoutMilliseconds: Int?
+        package var idleInTransactionTimeoutMilliseconds: Int?
+        /// Load workers (connections loading chunks at once); `nil`: one per core, at most 4.
+        package var workers: Int?
+        /// The most connections a stage opens at once (its own session included).
+        package var maxConnections = 100
+        /// Rows/s and bytes/s of load's COPY, and connection attempts/s; `nil` is unlimited.
+        package var rateLimit = RateLimit()
+    }
+
+    /// `environments.<env>.rateLimit`.
+    package struct RateLimit: Sendable, Equatable {
+        package var rowsPerSecond: Double?
+        package var bytesPerSecond: Double?
+        package var connectionsPerSecond: Double?
     }
 
     package var sources: [Source] = [Source(path: "data/sample")]

@@ -30,6 +30,12 @@ package struct DatabaseTarget: Sendable {
     /// The `application_name` sessions get when the connection string sets none (libpq's
     /// `fallback_application_name`), so an operator can find a stage's sessions in `pg_stat_activity`.
     package var applicationName: String?
+    /// `lock_timeout` and `idle_in_transaction_session_timeout` set on every session (`environments.<env>`);
+    /// `nil` keeps the server's setting.
+    package var lockTimeoutMilliseconds: Int?
+    package var idleInTransactionTimeoutMilliseconds: Int?
+    /// Paces connection attempts (`environments.<env>.rateLimit.connectionsPerSecond`), shared by every copy.
+    package var connectLimiter: RateLimiter?
 
     package init(
         env: String, conninfo: String, variable: String, retry: RetryPolicy = RetryPolicy(),
@@ -67,9 +73,10 @@ package struct DatabaseTarget: Sendable {
             }
             let embedded = EmbeddedPostgres(directory: config.workDir + "/pg")
             try embedded.start(logger: logger)
-            return DatabaseTarget(
-                env: env, conninfo: embedded.url, variable: "the embedded dev PostgreSQL in \(embedded.directory)",
-                retry: settings.retry, statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds)
+            var target = DatabaseTarget(
+                env: env, conninfo: embedded.url, variable: "the embedded dev PostgreSQL in \(embedded.directory)")
+            target.apply(settings)
+            return target
         }
         guard let options = ConnectionString.options(value) else {
             throw PipelineError.usage(
@@ -85,16 +92,29 @@ package struct DatabaseTarget: Sendable {
         if env != "dev", options["sslmode"] == nil, variables["PGSSLMODE"] == nil {
             conninfo = ConnectionString.adding("sslmode", "require", to: conninfo)
         }
-        return DatabaseTarget(
-            env: env, conninfo: conninfo, variable: settings.databaseURLEnv, retry: settings.retry,
-            statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds)
+        var target = DatabaseTarget(env: env, conninfo: conninfo, variable: settings.databaseURLEnv)
+        target.apply(settings)
+        return target
     }
 
     /// Opens one connection, without retrying, named ``applicationName`` unless the connection string names it.
     ///
     /// - Throws: ``PostgresError`` (``PostgresError/isTransient`` tells whether another attempt might work).
     package func open(logger: Logger? = nil) throws(PostgresError) -> PGConnection {
-        try PGConnection(conninfo: conninfo, logger: logger, fallbackApplicationName: applicationName)
+        connectLimiter?.acquire(1)
+        let db = try PGConnection(conninfo: conninfo, logger: logger, fallbackApplicationName: applicationName)
+        if let ms = lockTimeoutMilliseconds { try db.exec("SET lock_timeout = \(ms)") }
+        if let ms = idleInTransactionTimeoutMilliseconds { try db.exec("SET idle_in_transaction_session_timeout = \(ms)") }
+        return db
+    }
+
+    /// Copies the environment's session settings and limits onto a resolved target.
+    mutating func apply(_ settings: PipelineConfig.Environment) {
+        retry = settings.retry
+        statementTimeoutMilliseconds = settings.statementTimeoutMilliseconds
+        lockTimeoutMilliseconds = settings.lockTimeoutMilliseconds
+        idleInTransactionTimeoutMilliseconds = settings.idleInTransactionTimeoutMilliseconds
+        connectLimiter = settings.rateLimit.connectionsPerSecond.map { RateLimiter(rate: $0, burst: 1) }
     }
 
     /// Opens a connection, retrying transient failures (refused, server starting up or shutting down, too many

@@ -26,6 +26,16 @@ struct ChunkLoader {
     let runID: Int64
     let logger: Logger
     private var sensorFields: [String: SensorFields] = [:]
+    /// Rate limits (`environments.<env>.rateLimit`): taken per COPY buffer, rows and bytes, before it is sent.
+    var limits = LoadRateLimits()
+
+    /// Waits for the rate limits before a COPY buffer of `rows` rows goes out (no-op without limits).
+    func throttle(rows: inout Int, encoder: borrowing BinaryCopyEncoder, force: Bool = false) {
+        guard limits.rows != nil || limits.bytes != nil, force || encoder.count >= encoder.flushThreshold else { return }
+        if rows > 0 { limits.rows?.acquire(Double(rows)) }
+        if encoder.count > 0 { limits.bytes?.acquire(Double(encoder.count)) }
+        rows = 0
+    }
 
     static let stagingTable = "bems_load_updates"
 
@@ -106,6 +116,7 @@ struct ChunkLoader {
                 var copy = try db.copyIn(BinaryCopyEncoder.copyReadingsSQL(table: Schema.readingsTable))
                 encoder.appendHeader()
                 var sensorsWithInserts = Set<UInt32>()
+                var pendingRows = 0
                 var minTS = Int64.max
                 var maxTS = Int64.min
                 for i in rows where (actions?[i] ?? .insert) == .insert {
@@ -116,9 +127,12 @@ struct ChunkLoader {
                     maxTS = max(maxTS, t)
                     encoder.appendReading(
                         unixSeconds: t, value: data.values[i], status: data.statuses[i], sensor: fields[Int(s)])
+                    pendingRows += 1
+                    throttle(rows: &pendingRows, encoder: encoder)
                     try encoder.flushIfNeeded(to: &copy)
                 }
                 encoder.appendTrailer()
+                throttle(rows: &pendingRows, encoder: encoder, force: true)
                 try encoder.flush(to: &copy)
                 do {
                     try copy.finish()
@@ -180,6 +194,7 @@ struct ChunkLoader {
                     "COPY \(Self.stagingTable) (sensor_id, \"timestamp\", value, status, previous_value, previous_status)"
                         + " FROM STDIN (FORMAT binary)")
                 encoder.appendHeader()
+                var pendingRows = 0
                 for i in rows where actions?[i] == .update {
                     encoder.appendTupleHeader(fieldCount: 6)
                     encoder.append(idFields[Int(data.sensorIndexes[i])])
@@ -192,9 +207,12 @@ struct ChunkLoader {
                     } else {
                         encoder.appendNull()
                     }
+                    pendingRows += 1
+                    throttle(rows: &pendingRows, encoder: encoder)
                     try encoder.flushIfNeeded(to: &copy)
                 }
                 encoder.appendTrailer()
+                throttle(rows: &pendingRows, encoder: encoder, force: true)
                 try encoder.flush(to: &copy)
                 try copy.finish()
                 let updated =

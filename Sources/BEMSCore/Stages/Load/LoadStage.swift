@@ -54,6 +54,10 @@ package enum LoadStage {
         package var splits: Int
         package var verify: VerifyReport?
         package var exitStatus: ExitStatus
+        /// Workers that loaded (fewer than asked when the connection limit had no room).
+        package var workers = 0
+        /// Seconds the rate limits made workers wait.
+        package var throttledSeconds = 0.0
     }
 
     /// Runs the stage.
@@ -165,14 +169,29 @@ package enum LoadStage {
             droppedIndexes = true
             logger.info("first load: secondary indexes dropped, rebuilt after the last chunk")
         }
+        // Connections: never more than the environment's cap (this session included), never above 80% of the
+        // server's max_connections counting everyone's; at the limit, wait for room.
+        let settings = options.config.environments[options.env] ?? PipelineConfig.Environment(databaseURLEnv: "", sample: 1)
+        let (workers, room) = try ConnectionBudget(cap: max(1, settings.maxConnections - 1)).workers(
+            wanted: min(options.workers, max(1, pending.count)), on: db, logger: logger)
+        let limits = LoadRateLimits(
+            rows: settings.rateLimit.rowsPerSecond.map { RateLimiter(rate: $0, burst: max(1, $0 / 10)) },
+            bytes: settings.rateLimit.bytesPerSecond.map { RateLimiter(rate: $0, burst: max(1, $0 / 10)) })
+        logger.info(
+            "load workers",
+            metadata: [
+                "workers": "\(workers)", "max_connections": "\(room.serverMax)", "in.use": "\(room.inUse)",
+                "rows.per.second": "\(settings.rateLimit.rowsPerSecond.map { "\($0)" } ?? "unlimited")",
+                "bytes.per.second": "\(settings.rateLimit.bytesPerSecond.map { "\($0)" } ?? "unlimited")",
+            ])
         let progress = LoadProgress()
         do {
             try loadChunks(
-                pending, workers: options.workers,
+                pending, workers: workers,
                 context: LoadContext(
                     directory: dedupeDir, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
                     lockSession: LockSession(db: db), progress: progress,
-                    minPieceRows: options.config.load.minPieceRows, logger: logger))
+                    minPieceRows: options.config.load.minPieceRows, limits: limits, logger: logger))
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
@@ -213,6 +232,7 @@ package enum LoadStage {
                 "ledgerRunID": Int(ledgerRunID), "inserted": inserted, "updated": updated,
                 "chunksLoaded": pending.count, "chunksSkipped": dedupe.chunks.count - pending.count,
                 "maxChunkMilliseconds": Int((maxSeconds * 1000).rounded()), "pieces": pieces, "splits": splits,
+                "workers": workers, "throttledMilliseconds": Int((limits.throttledSeconds * 1000).rounded()),
             ],
             seconds: Date().timeIntervalSince(started))
         try work.publish(manifest)
@@ -232,12 +252,14 @@ package enum LoadStage {
                 "rows.updated": "\(updated)", "chunks.loaded": "\(pending.count)",
                 "chunks.skipped": "\(dedupe.chunks.count - pending.count)", "pieces": "\(pieces)",
                 "splits": "\(splits)", "seconds": "\(String(format: "%.2f", manifest.seconds))",
+                "workers": "\(workers)", "throttled.seconds": "\(String(format: "%.2f", limits.throttledSeconds))",
                 "verify": "\(report.map { $0.passed ? "passed" : "FAILED" } ?? "skipped")",
             ])
         return Result(
             manifest: manifest, upToDate: false, ledgerRunID: ledgerRunID, inserted: inserted, updated: updated,
             chunksLoaded: pending.count, chunksSkipped: dedupe.chunks.count - pending.count,
-            maxChunkSeconds: maxSeconds, pieces: pieces, splits: splits, verify: report, exitStatus: status)
+            maxChunkSeconds: maxSeconds, pieces: pieces, splits: splits, verify: report, exitStatus: status,
+            workers: workers, throttledSeconds: limits.throttledSeconds)
     }
 
     /// Loads chunks on up to `workers` connections; the first failure stops the others after their current piece
@@ -282,6 +304,8 @@ struct LoadContext: Sendable {
     var progress: LoadProgress
     /// `load.minPieceRows`: the smallest half a timed-out piece is split into.
     var minPieceRows: Int
+    /// Rows/s and bytes/s of COPY, shared by the workers.
+    var limits: LoadRateLimits
     var logger: Logger
 }
 
@@ -425,7 +449,9 @@ struct ChunkWorker {
         if let ms = context.database.statementTimeoutMilliseconds {
             try db.exec("SET statement_timeout = \(ms)")
         }
-        return try ChunkLoader(db: db, ledger: context.ledger, runID: context.ledgerRunID, logger: context.logger)
+        var loader = try ChunkLoader(db: db, ledger: context.ledger, runID: context.ledgerRunID, logger: context.logger)
+        loader.limits = context.limits
+        return loader
     }
 }
 
