@@ -143,7 +143,10 @@ final class PipelineHarness: @unchecked Sendable {
 
     /// Runs one stage to its end (`wrapper` is prepended, e.g. a shell that lowers a limit first).
     func run(_ stage: Stage, extra: [String] = [], wrapper: [String] = [], work: String? = nil) throws -> StageRun {
-        try run(wrapper + arguments(stage, work: work) + extra, label: stage.rawValue)
+        // A stage under a fault wrapper (ulimit -f, another user) can't write its coverage profile whole, and one
+        // truncated .profraw makes `swift test --enable-code-coverage` fail: those runs write none.
+        let noProfile = wrapper.isEmpty ? [] : ["/usr/bin/env", "LLVM_PROFILE_FILE=/dev/null"]
+        return try run(noProfile + wrapper + arguments(stage, work: work) + extra, label: stage.rawValue)
     }
 
     /// Runs `stages` in order, stopping at the first failure; returns every run.

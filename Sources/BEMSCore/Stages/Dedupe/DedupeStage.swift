@@ -176,8 +176,12 @@ package enum DedupeStage {
                     upstreamRunID: normalize.runID, zstdLevel: Int32(config.chunk.zstdLevel),
                     watermarks: snapshot.watermarks, snapshotID: snapshot.tableExists ? snapshot.id : nil,
                     snapshotTakenAt: snapshot.takenAt, database: target)
-                let width = max(
+                // Worker connections within the environment's cap and 80% of the server's max_connections.
+                let wanted = max(
                     1, min(options.parallelism > 0 ? options.parallelism : ProcessInfoCores.count, groups.count))
+                let width = try ConnectionBudget(
+                    cap: max(1, (config.environments[options.env]?.maxConnections ?? 100) - 1)
+                ).workers(wanted: wanted, on: snapshot.session.db, logger: logger).workers
                 let outcomes = try await withThrowingTaskGroup(of: [GroupOutcome].self) { taskGroup in
                     for w in 0..<width {
                         taskGroup.addTask {
