@@ -25,7 +25,7 @@ extension PipelineConfig {
 }
 
 /// Walks the JSON tree with a key path, so every error names the exact key and what was expected.
-private struct ConfigReader {
+struct ConfigReader {
     let file: String
 
     func fail(_ path: String, _ message: String) -> PipelineError {
@@ -129,7 +129,7 @@ private struct ConfigReader {
             root, "",
             allowed: [
                 "$comment", "sources", "workDir", "timeZone", "chunk", "ranges", "rejectThreshold", "maxLineBytes",
-                "environments",
+                "environments", "monitoring",
             ])
         if let v = top["sources"] {
             guard let list = v as? [Any] else { throw fail("sources", "expected an array") }
@@ -178,14 +178,17 @@ private struct ConfigReader {
             let o = try object(v, "environments", allowed: Set(PipelineConfig.defaultEnvironments.keys))
             for (name, item) in o {
                 let path = "environments.\(name)"
-                let e = try object(item, path, allowed: ["databaseURLEnv", "sample", "retry"])
+                let e = try object(
+                    item, path, allowed: ["databaseURLEnv", "sample", "retry", "storageLimitMB", "alerts"])
                 var env = config.environments[name]!
                 if let u = e["databaseURLEnv"] { env.databaseURLEnv = try string(u, path + ".databaseURLEnv") }
                 if let s = e["sample"] { env.sample = try fraction(s, path + ".sample") }
                 if let r = e["retry"] { env.retry = try retry(r, path + ".retry", default: env.retry) }
+                try environmentMonitoring(e, path, into: &env)
                 config.environments[name] = env
             }
         }
+        if let v = top["monitoring"] { config.monitoring = try monitoring(v, "monitoring") }
         return config
     }
 }
