@@ -67,15 +67,16 @@ package struct RunMonitor: Sendable {
         _ report: inout RunReport, chunkSeconds: [Double] = [], upToDate: Bool = false, logger: Logger
     ) async -> Deliveries {
         var d = Deliveries()
-        let alerts = AlertRules.evaluate(report, thresholds: thresholds)
-        report.alerts = upToDate ? alerts.filter { $0.severity == .critical } : alerts
         if let failure = report.failure {
             report.failure?.message = SecretScrubber.scrub(failure.message, secrets: allSecrets)
         }
+        let alerts = AlertRules.evaluate(report, thresholds: thresholds)
+        report.alerts = upToDate ? alerts.filter { $0.severity == .critical } : alerts
         let work = WorkDir(root: config.workDir)
         if !upToDate {
             let path = work.runDirectory(report.stage, report.runID) + "/" + RunReport.fileName
             do {
+                try AtomicFile.makeDirectory(work.runDirectory(report.stage, report.runID))
                 try AtomicFile.writeJSON(report, to: path)
                 d.reportPath = path
             } catch {
