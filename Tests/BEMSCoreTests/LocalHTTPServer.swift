@@ -22,6 +22,7 @@ final class LocalHTTPServer: @unchecked Sendable {
     let port: UInt16
     private let listener: Int32
     private let status: Int
+    private let delay: Double
     private let lock = NSLock()
     private var _requests: [Request] = []
     private let done = DispatchSemaphore(value: 0)
@@ -29,9 +30,10 @@ final class LocalHTTPServer: @unchecked Sendable {
     var requests: [Request] { lock.withLock { _requests } }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts listening; every request gets `status`.
-    init(status: Int = 200) throws {
+    /// Starts listening; every request gets `status`, after `delay` seconds.
+    init(status: Int = 200, delay: Double = 0) throws {
         self.status = status
+        self.delay = delay
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         var yes: Int32 = 1
@@ -123,6 +125,7 @@ final class LocalHTTPServer: @unchecked Sendable {
             method: parts.first ?? "", path: parts.count > 1 ? parts[1] : "", headers: headers, body: body,
             raw: String(decoding: buffer, as: UTF8.self))
         lock.withLock { _requests.append(request) }
+        if delay > 0 { Thread.sleep(forTimeInterval: delay) }
         write(fd, "HTTP/1.1 \(status) Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     }
 
