@@ -66,7 +66,7 @@ import Testing
         let server = try LocalHTTPServer()
         defer { server.stop() }
         let dsn = try #require(SentryDSN("http://publickey@127.0.0.1:\(server.port)/42"))
-        let outcome = await SentryEvent(report: failedLoad()).send(to: dsn, timeout: 2)
+        let outcome = await SentryEvent(report: failedLoad()).send(to: dsn, timeout: 30)
         #expect(outcome == .status(200) && outcome.succeeded)
         let request = try #require(server.requests.first)
         #expect(request.method == "POST" && request.path == "/api/42/envelope/")
@@ -172,12 +172,13 @@ import Testing
         let gateway = try LocalHTTPServer()
         defer { [sentry, hook, gateway].forEach { $0.stop() } }
         let dir = TemporaryDirectory()
-        let m = monitor(
+        var m = monitor(
             dir,
             variables: [
                 "SENTRY_DSN": "http://sentrykey@127.0.0.1:\(sentry.port)/5",
                 "BEMS_ALERT_WEBHOOK_URL": hook.baseURL + "/services/T000/B000/webhooktoken",
             ], pushgateway: gateway.baseURL)
+        m.config.monitoring.timeoutSeconds = 30  // delivery must not time out on a loaded test machine
         #expect(m.sentryDSN?.projectID == "5" && m.webhookURL != nil)
         var report = failedReport()
         let d = await m.publish(&report, chunkSeconds: [0.5], logger: logger)
@@ -246,25 +247,28 @@ import Testing
         let port = refusing.port
         refusing.stop()  // nothing listens there any more
         let failing = try LocalHTTPServer(status: 500)
-        let silent = try LocalHTTPServer(delay: 3)
+        let silent = try LocalHTTPServer(delay: 60)
         defer { [failing, silent].forEach { $0.stop() } }
         let dir = TemporaryDirectory()
         var m = monitor(
             dir,
             variables: [
                 "SENTRY_DSN": "http://k@127.0.0.1:\(port)/1", "BEMS_ALERT_WEBHOOK_URL": failing.baseURL + "/hook",
-            ], pushgateway: silent.baseURL)
-        m.config.monitoring.timeoutSeconds = 0.5
+            ])
+        m.config.monitoring.timeoutSeconds = 30  // generous: a loaded test machine must not turn these into timeouts
         var report = failedReport()
         let d = await m.publish(&report, logger: logger)
         #expect(d.sentry?.succeeded == false)
         #expect(d.webhook == .status(500))
-        // The Pushgateway answers after 3 s; the 0.5 s timeout gives up first.
-        guard case .failed = d.pushgateway else {
-            Issue.record("expected a timeout, got \(String(describing: d.pushgateway))")
+        // A Pushgateway that never answers: the timeout gives up (the server would answer after 60 s).
+        var slow = monitor(dir, variables: [:], pushgateway: silent.baseURL)
+        slow.config.monitoring.timeoutSeconds = 1
+        var report2 = failedReport()
+        let s = await slow.publish(&report2, logger: logger)
+        guard case .failed = s.pushgateway else {
+            Issue.record("expected a timeout, got \(String(describing: s.pushgateway))")
             return
         }
-        #expect(silent.requests.count == 1)
         // A bad webhook variable is ignored.
         #expect(monitor(dir, variables: ["BEMS_ALERT_WEBHOOK_URL": "mailto:x@y"]).webhookURL == nil)
     }

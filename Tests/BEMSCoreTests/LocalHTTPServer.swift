@@ -125,7 +125,9 @@ final class LocalHTTPServer: @unchecked Sendable {
             method: parts.first ?? "", path: parts.count > 1 ? parts[1] : "", headers: headers, body: body,
             raw: String(decoding: buffer, as: UTF8.self))
         lock.withLock { _requests.append(request) }
-        if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+        // Wait `delay` seconds, or until stopped.
+        let until = Date().addingTimeInterval(delay)
+        while Date() < until, !lock.withLock({ stopped }) { Thread.sleep(forTimeInterval: 0.02) }
         write(fd, "HTTP/1.1 \(status) Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     }
 

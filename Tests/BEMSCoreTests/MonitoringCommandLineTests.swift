@@ -46,6 +46,8 @@ import Testing
             "SENTRY_DSN": "http://clikey@127.0.0.1:\(sentry.port)/3",
             "BEMS_ALERT_WEBHOOK_URL": hook.baseURL + "/hook/secrettoken",
         ]
+        // A generous delivery timeout: the test machine may be busy.
+        dir.write("pipeline.json", #"{"monitoring": {"timeoutSeconds": 30}}"#)
         let validate = try run("bems-validate", ["--work-dir", "w", "in"], in: dir.path, environment: env)
         #expect(validate.status == 65, "\(validate.stderr)")
 
