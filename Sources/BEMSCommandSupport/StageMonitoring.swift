@@ -100,8 +100,8 @@ extension CommonOptions {
             logger: run.logger)
     }
 
-    /// Publishes a run that threw (or ended without a manifest): its report goes into the run folder the stage
-    /// created, or a new one.
+    /// Publishes a run that threw (or ended without a manifest): its report goes to `<stage>/failed/<run>/`, under
+    /// the id of the run folder the stage left (if any), else a new id; nothing is added to `runs/`.
     func publishFailure(_ run: StageRun, error: any Error, before: Set<String>?, started: Date) async {
         let monitor = monitor(run.config)
         let work = WorkDir(root: run.config.workDir)
@@ -109,10 +109,7 @@ extension CommonOptions {
             !(before?.contains(id) ?? true)
                 && !FileManager.default.fileExists(atPath: work.manifestPath(run.stage, id))
         }
-        guard let runID = created.last ?? (try? work.createRun(run.stage)) else {
-            run.logger.warning("cannot create a run folder for the failure report")
-            return
-        }
+        let runID = created.last ?? WorkDir.newRunID(now: started)
         var report = RunReport.failed(
             stage: run.stage, env: env, runID: runID, error: error, exitStatus: exitStatus(of: error),
             observations: run.sink.observations, startedAt: started, finishedAt: Date(), secrets: monitor.allSecrets)

@@ -95,17 +95,19 @@ import Testing
         #expect(try JSONDecoder().decode(RunDigest.self, from: Data(digestJSON.stdout.utf8)).failed == 1)
     }
 
-    @Test func aStageThatThrowsGetsAFailureReportInANewRunFolder() throws {
+    @Test func aStageThatThrowsGetsAFailureReportOutsideItsRuns() throws {
         let dir = TemporaryDirectory()
         dir.write("in/2019Floor2.csv", CSV.file(floor: 2, minutes: 3) { _, _ in "0.5" })
         // Not validated: normalize stops with 66 before it creates a run.
         let normalize = try run("bems-normalize", ["--work-dir", "w", "in"], in: dir.path)
         #expect(normalize.status == 66, "\(normalize.stderr)")
         let work = WorkDir(root: dir.path + "/w")
-        let id = try #require(work.runIDs(.normalize).first)
-        #expect(work.currentRunID(.normalize) == nil)
+        #expect(work.runIDs(.normalize).isEmpty && work.currentRunID(.normalize) == nil)
+        let id = try #require(work.failedRunIDs(.normalize).first)
         let report = try AtomicFile.readJSON(
-            RunReport.self, from: work.runDirectory(.normalize, id) + "/run-report.json")
+            RunReport.self, from: work.failedRunDirectory(.normalize, id) + "/run-report.json")
+        #expect(report.runID == id)
+        #expect(RunHistory.reports(.normalize, work: work) == [report])
         #expect(report.failure?.code == "no_input" && report.failure?.operation == "input")
         #expect(report.alerts.first?.severity == .critical)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/w/metrics/bems_normalize.prom"))

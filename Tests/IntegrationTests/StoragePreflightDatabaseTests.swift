@@ -109,9 +109,10 @@ struct StoragePreflightDatabaseTests {
             #expect(message.contains("storage pre-flight (dev)") && message.contains("of the 1.0 MB limit"))
             #expect(message.contains("--force"))
             #expect(((try? f.count("SELECT count(*) FROM sensor_readings")) ?? 0) == 0)
-            let failedRun = try #require(f.work.runIDs(.load).last)
+            #expect(f.work.runIDs(.load).isEmpty)
+            let failedRun = try #require(f.work.failedRunIDs(.load).last)
             let failure = try AtomicFile.readJSON(
-                RunReport.self, from: f.work.runDirectory(.load, failedRun) + "/run-report.json")
+                RunReport.self, from: f.work.failedRunDirectory(.load, failedRun) + "/run-report.json")
             #expect(failure.failure?.code == "over_limit" && failure.failure?.operation == "storage")
 
             let (forced, output) = try load(["--force"])

@@ -1,17 +1,53 @@
 import Foundation
 
+extension WorkDir {
+    /// The folder of a failed run's report, `<stage>/failed/<run>`: a run that failed before publishing a manifest
+    /// leaves no folder in `runs/` (the stages remove it), so its report lives apart.
+    package func failedRunDirectory(_ stage: Stage, _ runID: String) -> String {
+        "\(stageDirectory(stage))/failed/\(runID)"
+    }
+
+    /// The ids of failed runs with a report, oldest first.
+    package func failedRunIDs(_ stage: Stage) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stageDirectory(stage) + "/failed")) ?? []
+        return names.filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    /// Where the report of `report`'s run goes: its run folder when the run published a manifest there, else
+    /// ``failedRunDirectory(_:_:)``.
+    package func runReportPath(_ report: RunReport) -> String {
+        let published = FileManager.default.fileExists(atPath: manifestPath(report.stage, report.runID))
+        return (published ? runDirectory(report.stage, report.runID) : failedRunDirectory(report.stage, report.runID))
+            + "/" + RunReport.fileName
+    }
+
+    /// A new run id in the format of ``createRun(_:now:)``, without creating a folder.
+    package static func newRunID(now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return formatter.string(from: now) + "-" + String(UInt32.random(in: 0...0xFFFF), radix: 16)
+    }
+}
+
 /// The run reports in a work dir, for `bems report` and `bems digest`.
 package enum RunHistory {
     /// The reports of `stage`, oldest first: each run folder's `run-report.json`, or one reconstructed from its
-    /// manifest (``RunReport/fromManifest(_:work:)``); folders with neither (a run killed before publishing) are left
-    /// out.
+    /// manifest (``RunReport/fromManifest(_:work:)``), and the reports of failed runs (`<stage>/failed/`); run
+    /// folders with neither (a run killed before publishing) are left out.
     package static func reports(_ stage: Stage, work: WorkDir) -> [RunReport] {
-        work.runIDs(stage).compactMap { id in
+        let published: [RunReport] = work.runIDs(stage).compactMap { id in
             let dir = work.runDirectory(stage, id)
             if let r = try? AtomicFile.readJSON(RunReport.self, from: dir + "/" + RunReport.fileName) { return r }
             if let m = try? work.manifest(stage, id) { return RunReport.fromManifest(m, work: work) }
             return nil
         }
+        let failed: [RunReport] = work.failedRunIDs(stage).compactMap { id in
+            try? AtomicFile.readJSON(
+                RunReport.self, from: work.failedRunDirectory(stage, id) + "/" + RunReport.fileName)
+        }
+        return (published + failed).sorted { $0.runID < $1.runID }
     }
 
     /// The last `last` reports of every stage, in pipeline order, oldest first within a stage.

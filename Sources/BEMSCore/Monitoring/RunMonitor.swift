@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 /// What a stage command does with a finished run (README, Monitoring): evaluates the alert rules, writes
-/// `run-report.json` in the run folder and `bems_<stage>.prom` in the metrics folder, and delivers, best-effort and in
+/// `run-report.json` in the run folder (`<stage>/failed/<run>/` for a run that published no manifest) and
+/// `bems_<stage>.prom` in the metrics folder, and delivers, best-effort and in
 /// parallel: the metrics to the Pushgateway, the alerts to the webhook, a failure to Sentry. Nothing here throws or
 /// changes the command's exit status.
 package struct RunMonitor: Sendable {
@@ -74,9 +75,9 @@ package struct RunMonitor: Sendable {
         report.alerts = upToDate ? alerts.filter { $0.severity == .critical } : alerts
         let work = WorkDir(root: config.workDir)
         if !upToDate {
-            let path = work.runDirectory(report.stage, report.runID) + "/" + RunReport.fileName
+            let path = work.runReportPath(report)
             do {
-                try AtomicFile.makeDirectory(work.runDirectory(report.stage, report.runID))
+                try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
                 try AtomicFile.writeJSON(report, to: path)
                 d.reportPath = path
             } catch {
