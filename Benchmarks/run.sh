@@ -2,6 +2,7 @@
 # make bench: end-to-end figures of the file stages on generated data, with same-run baselines.
 #   BENCH_DAYS   days of all 7 floors to generate (default 31, a month: about 42 MB of CSV, 7.7 M readings)
 #   BENCH_DB=0   skip the database stages; BENCH_MICRO=0 skip the package-benchmark suite
+#   BENCH_BIG=0  skip the memory check on one 500 MB+ file (Benchmarks/bigfile.sh; BIG_DB=0 keeps its file stages)
 # Prints MB/s and readings/s per stage, peak RSS (from /usr/bin/time -v), bytes per reading of the chunks against
 # Parquet (zstd 3, pyarrow) of the same readings, and validate's speed as a ratio of pyarrow.csv.read_csv.
 # Then runs the package-benchmark micro benchmarks (Benchmarks/Package.swift).
@@ -101,6 +102,11 @@ PY
   python3 -c "import json,glob; m=json.load(open(sorted(glob.glob('$work/load/runs/*/manifest.json'))[-1])); print('slowest load chunk:', m['totals']['maxChunkMilliseconds'], 'ms (target 10 s)')"
   echo "queries on the loaded database ($nread readings):"
   bash Benchmarks/queries.sh "$bems_url" 40
+fi
+
+if [ "${BENCH_BIG:-1}" = "1" ]; then
+  echo "== memory under load: one 500 MB+ file through every stage =="
+  bash Benchmarks/bigfile.sh
 fi
 
 if [ "${BENCH_MICRO:-1}" = "1" ]; then

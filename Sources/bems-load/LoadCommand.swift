@@ -62,6 +62,7 @@ struct LoadCommand: AsyncParsableCommand {
                 print(
                     "load is up to date (run \(result.manifest?.runID ?? "?"), ledger run \(result.ledgerRunID.map(String.init) ?? "?"))"
                 )
+                if let verify = result.verify { print(verify.summary()) }
             } else {
                 print(
                     "load run \(result.manifest?.runID ?? "?") (ledger run \(result.ledgerRunID.map(String.init) ?? "?")): "

@@ -214,6 +214,25 @@ enum IndependentCSV {
         #expect(rechunked.manifest.chunks.allSatisfy { $0.rows <= 1000 })
     }
 
+    @Test func aRunMarkedStaleByALaterStageIsRedoneByAPlainRerun() async throws {
+        let dir = TemporaryDirectory()
+        dir.write("in/2019Floor1.csv", CSV.file(floor: 1, minutes: 10) { _, _ in "1" })
+        let config = PipelineConfig.testing(dir)
+        _ = try await validate(config)
+        let first = try await normalize(config)
+        let work = WorkDir(root: config.workDir)
+        #expect(work.staleReason(.normalize, first.manifest.runID) == nil)
+        try work.markStale(.normalize, first.manifest.runID, reason: "chunks/x.bemc fails its SHA-256 check")
+        #expect(work.staleReason(.normalize, first.manifest.runID) == "chunks/x.bemc fails its SHA-256 check")
+        let status = PipelineStatus.stages(config: config)[1]
+        #expect(status.state == "stale")
+        #expect(status.reason?.contains("refused by a later stage (chunks/x.bemc") == true)
+        let second = try await normalize(config)
+        #expect(!second.upToDate)
+        #expect(second.manifest.previousRunID == first.manifest.runID)
+        #expect(try await normalize(config).upToDate)
+    }
+
     @Test func statusShowsUpToDateAndStaleStages() async throws {
         let dir = TemporaryDirectory()
         let path = dir.write("in/2019Floor1.csv", CSV.file(floor: 1, minutes: 10) { _, _ in "1" })

@@ -54,6 +54,19 @@ import Testing
         #expect(work.runIDs(.normalize) == [id])
     }
 
+    @Test func discardRunRemovesAnUnpublishedRunButNeverTheCurrentOne() throws {
+        let dir = TemporaryDirectory()
+        let work = WorkDir(root: dir.path + "/w")
+        let published = try work.createRun(.validate)
+        try work.setCurrent(.validate, published)
+        let failed = try work.createRun(.validate, now: Date(timeIntervalSinceNow: 1))
+        dir.write("w/validate/runs/\(failed)/report.json", "{}")
+        work.discardRun(.validate, failed)
+        work.discardRun(.validate, published)
+        #expect(work.runIDs(.validate) == [published])
+        #expect(work.currentRunID(.validate) == published)
+    }
+
     @Test func unreadableManifestIsAnIOError() throws {
         let dir = TemporaryDirectory()
         let work = WorkDir(root: dir.path + "/w")

@@ -165,6 +165,27 @@ struct RefreshStageTests {
         }
     }
 
+    @Test func refreshWhoseManifestWasNotPublishedRunsAgain() async throws {
+        let dir = StageTempDirectory()
+        try await TestDatabase.withSchemaAsync { db, schema in
+            try Schema(ledgerSchema: schema).setup(on: db)
+            try StageFixture.copyReadings(Self.readings(), into: db)
+            let opts = try options(dir, schema: schema)
+            let first = try await RefreshStage.run(opts, logger: StageFixture.logger)
+            #expect(!first.upToDate)
+            // As if killed after the ledger said succeeded but before the manifest was published.
+            let work = WorkDir(root: dir.path + "/work")
+            try work.setCurrent(.refresh, nil)
+            let second = try await RefreshStage.run(opts, logger: StageFixture.logger)
+            #expect(!second.upToDate)
+            let current = try #require(try work.currentManifest(.refresh))
+            #expect(current.runID == second.manifest?.runID)
+            #expect(current.totals["ledgerRunID"] == second.report.ledgerRunID)
+            let third = try await RefreshStage.run(opts, logger: StageFixture.logger)
+            #expect(third.upToDate)
+        }
+    }
+
     @Test func missingSchemaIsReportedNotCreated() async throws {
         let dir = StageTempDirectory()
         try await TestDatabase.withSchemaAsync { _, schema in

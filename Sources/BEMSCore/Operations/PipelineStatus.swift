@@ -76,6 +76,9 @@ package enum PipelineStatus {
                     changed = "\(stage.upstream!.rawValue) has a newer run (\(upstream ?? "none"))"
                 }
             }
+            if let refused = work.staleReason(stage, manifest.runID) {
+                changed = "refused by a later stage (\(refused)); the next run redoes it"
+            }
             if hashed == nil, stage == .validate || stage == .normalize {
                 status.state = "stale"
                 status.reason = "inputs not readable"

@@ -72,6 +72,13 @@ package struct WorkDir: Sendable {
         return id
     }
 
+    /// Removes the folder of a run that failed before it was published (best effort): nothing in it is used, and a
+    /// full disk gets its space back for the rerun.
+    package func discardRun(_ stage: Stage, _ runID: String) {
+        guard currentRunID(stage) != runID else { return }
+        try? FileManager.default.removeItem(atPath: runDirectory(stage, runID))
+    }
+
     /// Takes back the current run of a stage: `CURRENT` returns to the run before it, and the run id is recorded in
     /// `<stage>/ROLLED_BACK`. The run's folder stays for inspection.
     ///
@@ -92,6 +99,20 @@ package struct WorkDir: Sendable {
             Array((log.sorted().joined(separator: "\n") + "\n").utf8), to: stageDirectory(stage) + "/ROLLED_BACK")
         try setCurrent(stage, target)
         return (current.runID, target)
+    }
+
+    /// Marks a run as unusable: a later stage refused it (a chunk failed its SHA-256 check or is missing, or the
+    /// database changed since dedupe's snapshot). Its stage's next run then does the work again instead of
+    /// reporting `up to date`, so a plain rerun (`make load`) repairs it. Written as `runs/<run>/STALE` with the
+    /// reason.
+    package func markStale(_ stage: Stage, _ runID: String, reason: String) throws {
+        try AtomicFile.write(Array((reason + "\n").utf8), to: runDirectory(stage, runID) + "/STALE")
+    }
+
+    /// Why a later stage refused the run (see ``markStale(_:_:reason:)``), or `nil` when it did not.
+    package func staleReason(_ stage: Stage, _ runID: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: runDirectory(stage, runID) + "/STALE") else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Run ids that `bems rollback` took back.

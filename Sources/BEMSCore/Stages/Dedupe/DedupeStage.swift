@@ -85,7 +85,9 @@ package enum DedupeStage {
             throw PipelineError.noInput("no current normalize run in \(work.root): run bems-normalize first")
         }
         let fingerprint = makeFingerprint(normalize: normalize, options: options)
-        if !options.force, let current = try work.currentManifest(.dedupe), current.fingerprint == fingerprint {
+        if !options.force, let current = try work.currentManifest(.dedupe), current.fingerprint == fingerprint,
+            work.staleReason(.dedupe, current.runID) == nil
+        {
             let dir = work.runDirectory(.dedupe, current.runID)
             let report = try AtomicFile.readJSON(DedupeReport.self, from: dir + "/report.json")
             logger.info("dedupe is up to date", metadata: ["run": "\(current.runID)"])
@@ -98,18 +100,25 @@ package enum DedupeStage {
 
         // Verify every chunk against the manifest before reading it, and collect the sensors for the watermarks.
         let records = normalize.chunks
-        let sensorLists: [[String]] =
-            records.isEmpty
-            ? []
-            : try await parallelMap(count: records.count, width: options.parallelism) { i in
-                let bytes = try readVerified(records[i], directory: normalizeDir)
-                do {
-                    return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }.map(
-                        \.sensorID)
-                } catch {
-                    throw PipelineError.io("\(records[i].file): unreadable chunk header: \(error)")
+        let sensorLists: [[String]]
+        do {
+            sensorLists =
+                records.isEmpty
+                ? []
+                : try await parallelMap(count: records.count, width: options.parallelism) { i in
+                    let bytes = try readVerified(records[i], directory: normalizeDir)
+                    do {
+                        return try ChunkReader.readHeader(bytes, verifyChecksum: false).sensors.filter { $0.count > 0 }
+                            .map(\.sensorID)
+                    } catch {
+                        throw PipelineError.io("\(records[i].file): unreadable chunk header: \(error)")
+                    }
                 }
-            }
+        } catch let error as PipelineError {
+            // The normalize run is unusable: a plain rerun of bems-normalize must write it again.
+            guard (try? work.markStale(.normalize, normalize.runID, reason: error.message)) != nil else { throw error }
+            throw PipelineError(error.exitStatus, error.message + " (normalize run \(normalize.runID) marked stale)")
+        }
         let allSensors = Array(Set(sensorLists.joined())).sorted()
 
         // The snapshot every read uses; the exporting session stays open until the workers are done.
@@ -147,6 +156,9 @@ package enum DedupeStage {
 
         let runID = try work.createRun(.dedupe)
         let runDir = work.runDirectory(.dedupe, runID)
+        // A failure (disk full, read-only, I/O) leaves no run folder behind; a kill leaves one without a manifest.
+        var published = false
+        defer { if !published { work.discardRun(.dedupe, runID) } }
         try AtomicFile.makeDirectory(runDir + "/chunks")
         try AtomicFile.makeDirectory(runDir + "/conflict-parts")
         logger.info("dedupe started", metadata: ["run": "\(runID)", "groups": "\(groups.count)"])
@@ -206,6 +218,7 @@ package enum DedupeStage {
         // Chunks were written without an fsync each; one sync makes them durable before the manifest points at them.
         AtomicFile.syncFileSystem(containing: runDir + "/chunks")
         try work.publish(manifest)
+        published = true
         logger.notice(
             "dedupe finished",
             metadata: [
@@ -431,7 +444,7 @@ package enum DedupeStage {
         do {
             bytes = try ChunkFile.read(directory + "/" + record.file)
         } catch let error where error.code == .fileNotFound {
-            throw PipelineError.noInput("\(record.file): chunk of the normalize run is missing")
+            throw PipelineError.noInput("\(record.file): chunk of the normalize run is missing: rerun bems-normalize")
         } catch {
             throw PipelineError.io("\(record.file): \(error)")
         }
@@ -439,7 +452,7 @@ package enum DedupeStage {
         guard actual == record.sha256 else {
             throw PipelineError.io(
                 "\(record.file): SHA-256 \(actual) does not match the normalize manifest (\(record.sha256)); the chunk"
-                    + " is corrupt: rerun bems-normalize --force")
+                    + " is corrupt: rerun bems-normalize")
         }
         return bytes
     }

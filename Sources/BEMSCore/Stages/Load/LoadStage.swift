@@ -80,10 +80,15 @@ package enum LoadStage {
         for chunk in dedupe.chunks {
             let path = dedupeDir + "/" + chunk.file
             guard FileManager.default.fileExists(atPath: path) else {
-                throw PipelineError.io("chunk \(chunk.file) of dedupe run \(dedupe.runID) is missing (\(path))")
+                try? work.markStale(.dedupe, dedupe.runID, reason: "chunk \(chunk.file) is missing")
+                throw PipelineError.io(
+                    "chunk \(chunk.file) of dedupe run \(dedupe.runID) is missing (\(path)); nothing was loaded: rerun "
+                        + "bems-dedupe")
             }
             let actual = try Digest.sha256(file: path).hex
             guard actual == chunk.sha256 else {
+                // Marked stale, so a plain rerun of bems-dedupe writes the run again.
+                try? work.markStale(.dedupe, dedupe.runID, reason: "chunk \(chunk.file) fails its SHA-256 check")
                 throw PipelineError.io(
                     "chunk \(chunk.file) of dedupe run \(dedupe.runID) fails its SHA-256 check (manifest \(chunk.sha256),"
                         + " file \(actual)); nothing was loaded: rerun bems-dedupe")
@@ -107,10 +112,18 @@ package enum LoadStage {
         let pending = dedupe.chunks.filter { committed[$0.file + "|" + $0.sha256] == nil }
         if pending.isEmpty, let current = try work.currentManifest(.load), current.upstreamRunID == dedupe.runID {
             logger.notice("load is up to date", metadata: ["run": "\(current.runID)", "dedupe.run": "\(dedupe.runID)"])
+            // A run killed (or out of disk) after its manifest but before its verify.json is verified now.
+            var report: VerifyReport?
+            if !options.skipVerify,
+                !FileManager.default.fileExists(atPath: work.runDirectory(.load, current.runID) + "/verify.json")
+            {
+                report = try VerifyStage.verify(
+                    loadManifest: current, work: work, ledger: ledger, db: db, logger: logger)
+            }
             return Result(
                 manifest: current, upToDate: true, ledgerRunID: current.totals["ledgerRunID"].map(Int64.init),
                 inserted: 0, updated: 0, chunksLoaded: 0, chunksSkipped: dedupe.chunks.count, maxChunkSeconds: 0,
-                verify: nil, exitStatus: .ok)
+                verify: report, exitStatus: report?.passed == false ? .dataError : .ok)
         }
 
         let runID = try work.createRun(.load)
@@ -160,6 +173,10 @@ package enum LoadStage {
         } catch {
             if droppedIndexes { try? schema.setup(on: db) }
             try? ledger.finishRun(ledgerRunID, status: "failed", on: db)
+            // The database changed since dedupe's snapshot: a plain rerun of bems-dedupe must classify again.
+            if let refused = error as? PipelineError, refused.exitStatus == .dataError {
+                try? work.markStale(.dedupe, dedupe.runID, reason: refused.message)
+            }
             throw error
         }
 

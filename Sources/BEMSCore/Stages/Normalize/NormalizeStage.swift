@@ -46,7 +46,9 @@ package enum NormalizeStage {
         let sample = options.daySample
         let fingerprint = makeFingerprint(inputs, config: config, sample: sample)
 
-        if !options.force, let current = try work.currentManifest(.normalize), current.fingerprint == fingerprint {
+        if !options.force, let current = try work.currentManifest(.normalize), current.fingerprint == fingerprint,
+            work.staleReason(.normalize, current.runID) == nil
+        {
             logger.info("normalize is up to date", metadata: ["run": "\(current.runID)"])
             return Result(manifest: current, upToDate: true, runDirectory: work.runDirectory(.normalize, current.runID))
         }
@@ -54,6 +56,9 @@ package enum NormalizeStage {
         let started = Date()
         let runID = try work.createRun(.normalize)
         let runDir = work.runDirectory(.normalize, runID)
+        // A failure (disk full, read-only, I/O) leaves no run folder behind; a kill leaves one without a manifest.
+        var published = false
+        defer { if !published { work.discardRun(.normalize, runID) } }
         try AtomicFile.makeDirectory(runDir + "/chunks")
         logger.info("normalize started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
@@ -86,6 +91,7 @@ package enum NormalizeStage {
             chunks: chunks, passed: true, totals: totals, seconds: Date().timeIntervalSince(started),
             sample: sampleRecord)
         try work.publish(manifest)
+        published = true
         logger.notice(
             "normalize finished",
             metadata: [

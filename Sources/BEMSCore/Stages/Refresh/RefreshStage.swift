@@ -14,6 +14,8 @@ import Logging
 /// back, and the latest `loaded_at` and `rolled_back_at`. A later refresh is skipped when the signature is unchanged,
 /// that is, when no load committed and no rollback happened since. Reading the signature before the refresh is
 /// conservative: a load committing while the refresh runs changes the signature, so the next refresh runs again.
+/// The skip also needs the work dir's current refresh run to be that last refresh: a refresh killed between its
+/// ledger update and its manifest runs again instead of leaving the work dir without a record.
 /// Changes made outside the pipeline (manual SQL) are not in the ledger; use ``Options/force``.
 package enum RefreshStage {
     /// What a refresh invocation was asked to do.
@@ -95,7 +97,13 @@ package enum RefreshStage {
             throw failure(error)
         }
 
-        if !options.force, populated, let last, last.signature == signature {
+        // Skipped only when the work dir records that same refresh: a refresh killed after the ledger said
+        // `succeeded` but before its manifest was published (or done from another work dir) runs again, so the
+        // work dir's current refresh run always names the ledger's last refresh.
+        let recorded = try? work.currentManifest(.refresh)?.totals["ledgerRunID"]
+        if !options.force, populated, let last, last.signature == signature, let recorded,
+            String(recorded) == last.id
+        {
             logger.info("refresh is up to date", metadata: ["ledger.run": "\(last.id)"])
             var report = RefreshReport(runID: work.currentRunID(.refresh) ?? "", env: options.env)
             report.ledgerRunID = Int(last.id) ?? 0

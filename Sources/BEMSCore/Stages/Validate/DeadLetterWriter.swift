@@ -23,6 +23,7 @@ package final class DeadLetterWriter {
     package static let rawLimit = 64 << 10
 
     private let handle: FileHandle
+    private let path: String
     private var buffer = Data()
     private let encoder: JSONEncoder
     package private(set) var count = 0
@@ -32,6 +33,7 @@ package final class DeadLetterWriter {
             let handle = FileHandle(forWritingAtPath: path)
         else { throw PipelineError.io("\(path): cannot create the dead-letter file") }
         self.handle = handle
+        self.path = path
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     }
@@ -52,19 +54,29 @@ package final class DeadLetterWriter {
         if buffer.count >= 1 << 20 { try flush() }
     }
 
+    /// - Throws: ``PipelineError`` 74 naming the file (disk full, read-only, file size limit).
     package func flush() throws {
         guard !buffer.isEmpty else { return }
         do {
             try handle.write(contentsOf: buffer)
         } catch {
-            throw PipelineError.io("cannot write the dead-letter file (\(error.localizedDescription))")
+            throw PipelineError.io("\(path): cannot write the dead-letter file (\(AtomicFile.reason(error)))")
         }
         buffer.removeAll(keepingCapacity: true)
     }
 
     package func close() throws {
-        try flush()
-        try handle.synchronize()
-        try handle.close()
+        do {
+            try flush()
+        } catch {
+            try? handle.close()
+            throw error
+        }
+        do {
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            throw PipelineError.io("\(path): cannot flush the dead-letter file (\(AtomicFile.reason(error)))")
+        }
     }
 }

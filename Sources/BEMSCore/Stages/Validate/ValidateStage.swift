@@ -60,13 +60,17 @@ package enum ValidateStage {
         let started = Date()
         let runID = try work.createRun(.validate)
         let runDir = work.runDirectory(.validate, runID)
+        // A failure (disk full, read-only, I/O) leaves no run folder behind; a kill leaves one without a manifest.
+        var published = false
+        defer { if !published { work.discardRun(.validate, runID) } }
         try AtomicFile.makeDirectory(runDir + "/parts")
         logger.info("validate started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
         let maxDiagnostics = options.maxDiagnostics
         let results = try await parallelMap(count: inputs.count) { index in
             try validateFile(
-                inputs[index], config: config, deadLetters: "\(runDir)/parts/\(index).jsonl", maxDiagnostics: maxDiagnostics)
+                inputs[index], config: config, deadLetters: "\(runDir)/parts/\(index).jsonl",
+                maxDiagnostics: maxDiagnostics)
         }
 
         // One dead-letter file, in input order.
@@ -74,12 +78,19 @@ package enum ValidateStage {
         guard FileManager.default.createFile(atPath: deadLetterPath, contents: nil),
             let out = FileHandle(forWritingAtPath: deadLetterPath)
         else { throw PipelineError.io("\(deadLetterPath): cannot create") }
-        for index in inputs.indices {
-            let part = "\(runDir)/parts/\(index).jsonl"
-            if let data = FileManager.default.contents(atPath: part), !data.isEmpty { try out.write(contentsOf: data) }
+        do {
+            for index in inputs.indices {
+                let part = "\(runDir)/parts/\(index).jsonl"
+                if let data = FileManager.default.contents(atPath: part), !data.isEmpty {
+                    try out.write(contentsOf: data)
+                }
+            }
+            try out.synchronize()
+            try out.close()
+        } catch {
+            try? out.close()
+            throw PipelineError.io("\(deadLetterPath): cannot write (\(AtomicFile.reason(error)))")
         }
-        try out.synchronize()
-        try out.close()
         try? FileManager.default.removeItem(atPath: runDir + "/parts")
 
         for (input, outcome) in zip(inputs, results) where !outcome.report.sha256.isEmpty {
@@ -101,6 +112,7 @@ package enum ValidateStage {
             chunks: [], passed: report.passed, totals: report.totals,
             seconds: Date().timeIntervalSince(started))
         try work.publish(manifest)
+        published = true
         let diagnostics = Array(results.flatMap(\.diagnostics).prefix(options.maxDiagnostics))
         logger.notice(
             "validate finished",
