@@ -95,6 +95,7 @@ package enum RunMetrics {
         let path = "\(directory)/bems_\(stage.rawValue).prom"
         let temporary = "\(path).\(ProcessInfo.processInfo.processIdentifier)"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            try? FileManager.default.removeItem(atPath: temporary)  // a full disk may leave it half written
             throw PipelineError.io("\(temporary): cannot write the metrics file")
         }
         guard rename(temporary, path) == 0 else {
