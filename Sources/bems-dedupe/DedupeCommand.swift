@@ -30,13 +30,14 @@ struct DedupeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReportingErrors {
-            let (config, logger) = try common.prepare(stage: "dedupe")
+        try await common.runMonitored(.dedupe) { run in
+            let (config, logger) = (run.config, run.logger)
             var options = DedupeStage.Options(config: config, env: common.env)
             options.database = try common.database(config: config, logger: logger)
             options.force = force
             options.parallelism = parallelism
             let result = try await DedupeStage.run(options, logger: logger)
+            run.record(result.manifest, upToDate: result.upToDate)
             let r = result.report
             if result.upToDate {
                 printError(

@@ -15,7 +15,8 @@ struct LoadCommand: AsyncParsableCommand {
             rerun after a crash converges. A chunk whose COPY or update hits the statement timeout is loaded in \
             halves, down to load.minPieceRows. Exit status: 0 OK (or up to date), 65 the database changed since \
             dedupe or verify found a mismatch, 66 no dedupe run, 69 database unavailable (or a piece at \
-            load.minPieceRows still timed out), 73 locked, 74 corrupt chunk.
+            load.minPieceRows still timed out), 73 locked, 74 corrupt chunk, 75 the storage pre-flight estimates \
+            the database over its environment's storageLimitMB (nothing loaded; --force loads anyway).
             """)
 
     @OptionGroup var common: CommonOptions
@@ -34,16 +35,30 @@ struct LoadCommand: AsyncParsableCommand {
         help: "Keep the BRIN and floor indexes during a first load (by default they are dropped and rebuilt after).")
     var keepIndexes = false
 
+    @Flag(help: "Load even when the storage pre-flight estimates the database over its storage limit.")
+    var force = false
+
     func run() async throws {
-        try await runReportingErrors {
-            let (config, logger) = try common.prepare(stage: "load")
+        try await common.runMonitored(.load) { run in
+            let (config, logger) = (run.config, run.logger)
             let target = try common.database(config: config, logger: logger)
             var options = LoadStage.Options(config: config, env: common.env, database: target)
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify
             options.dropIndexesOnFirstLoad = !keepIndexes
             if let w = workers ?? config.environments[common.env]?.workers { options.workers = max(1, min(w, 64)) }
+            // Storage pre-flight before anything is loaded (exit 75 over the limit unless --force).
+            run.storage = try StoragePreflight.check(
+                config: config, env: common.env, database: target, ledgerSchema: ledgerSchema,
+                workers: options.workers, force: force, logger: logger)
+            if let s = run.storage, s.verdict != .ok { printError(s.preflightMessage(env: common.env)) }
             let result = try await LoadStage.run(options, logger: logger)
+            run.record(result.manifest, upToDate: result.upToDate)
+            if !result.upToDate, var s = run.storage {
+                StoragePreflight.measureAfterLoad(&s, database: target, logger: logger)
+                run.storage = s
+                if let line = StoragePreflight.afterLoadMessage(s, env: common.env) { printError(line) }
+            }
             if result.upToDate {
                 print(
                     "load is up to date (run \(result.manifest?.runID ?? "?"), ledger run \(result.ledgerRunID.map(String.init) ?? "?"))"

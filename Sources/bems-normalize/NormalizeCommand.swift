@@ -24,13 +24,14 @@ struct NormalizeCommand: AsyncParsableCommand {
     var inputs: [String] = []
 
     func run() async throws {
-        try await runReportingErrors {
-            let (config, logger) = try common.prepare(stage: "normalize")
+        try await common.runMonitored(.normalize) { run in
+            let (config, logger) = (run.config, run.logger)
             var options = NormalizeStage.Options(config: config, env: common.env)
             options.inputs = inputs
             options.force = force
             options.sample = common.sample
             let result = try await NormalizeStage.run(options, logger: logger)
+            run.record(result.manifest, upToDate: result.upToDate)
             let t = result.manifest.totals
             if result.upToDate {
                 printError("normalize: up to date (run \(result.manifest.runID)); use --force to rerun")

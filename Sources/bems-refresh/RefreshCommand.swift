@@ -25,13 +25,14 @@ struct RefreshCommand: AsyncParsableCommand {
     var ledgerSchema = Schema.defaultLedgerSchema
 
     func run() async throws {
-        try await runReportingErrors {
-            let (config, logger) = try common.prepare(stage: "refresh")
+        try await common.runMonitored(.refresh) { run in
+            let (config, logger) = (run.config, run.logger)
             var options = RefreshStage.Options(config: config, env: common.env)
             options.database = try common.database(config: config, logger: logger)
             options.force = force
             options.ledgerSchema = ledgerSchema
             let result = try await RefreshStage.run(options, logger: logger)
+            run.record(result.manifest, upToDate: result.upToDate)
             let r = result.report
             if result.upToDate {
                 printError(

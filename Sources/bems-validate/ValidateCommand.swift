@@ -27,13 +27,14 @@ struct ValidateCommand: AsyncParsableCommand {
     var inputs: [String] = []
 
     func run() async throws {
-        try await runReportingErrors {
-            let (config, logger) = try common.prepare(stage: "validate")
+        try await common.runMonitored(.validate) { run in
+            let (config, logger) = (run.config, run.logger)
             var options = ValidateStage.Options(config: config, env: common.env)
             options.inputs = inputs
             options.force = force
             options.maxDiagnostics = maxDiagnostics
             let result = try await ValidateStage.run(options, logger: logger)
+            run.record(result.manifest, upToDate: result.upToDate)
             printError(ValidateSummary.render(result))
             return result.exitStatus
         }

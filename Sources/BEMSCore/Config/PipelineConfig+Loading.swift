@@ -25,7 +25,7 @@ extension PipelineConfig {
 }
 
 /// Walks the JSON tree with a key path, so every error names the exact key and what was expected.
-private struct ConfigReader {
+struct ConfigReader {
     let file: String
 
     func fail(_ path: String, _ message: String) -> PipelineError {
@@ -154,7 +154,7 @@ private struct ConfigReader {
             root, "",
             allowed: [
                 "$comment", "sources", "workDir", "timeZone", "chunk", "load", "ranges", "rejectThreshold",
-                "maxLineBytes", "environments",
+                "maxLineBytes", "environments", "monitoring",
             ])
         if let v = top["sources"] {
             guard let list = v as? [Any] else { throw fail("sources", "expected an array") }
@@ -213,7 +213,8 @@ private struct ConfigReader {
                     item, path,
                     allowed: [
                         "databaseURLEnv", "sample", "retry", "statementTimeout", "lockTimeout",
-                        "idleInTransactionTimeout", "workers", "maxConnections", "rateLimit",
+                        "idleInTransactionTimeout", "workers", "maxConnections", "rateLimit", "storageLimitMB",
+                        "alerts",
                     ])
                 var env = config.environments[name]!
                 if let u = e["databaseURLEnv"] { env.databaseURLEnv = try string(u, path + ".databaseURLEnv") }
@@ -242,9 +243,11 @@ private struct ConfigReader {
                         rowsPerSecond: try rate("rowsPerSecond"), bytesPerSecond: try rate("bytesPerSecond"),
                         connectionsPerSecond: try rate("connectionsPerSecond"))
                 }
+                try environmentMonitoring(e, path, into: &env)
                 config.environments[name] = env
             }
         }
+        if let v = top["monitoring"] { config.monitoring = try monitoring(v, "monitoring") }
         return config
     }
 }

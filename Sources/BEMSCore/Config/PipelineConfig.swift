@@ -57,6 +57,10 @@ package struct PipelineConfig: Sendable, Equatable {
         package var maxConnections = 100
         /// Rows/s and bytes/s of load's COPY, and connection attempts/s; `nil` is unlimited.
         package var rateLimit = RateLimit()
+        /// The database's storage limit in MB (`storageLimitMB`; `nil`: none); load's pre-flight checks against it.
+        package var storageLimitMB: Int? = nil
+        /// Alert thresholds (`alerts`; see ``AlertThresholds``).
+        package var alerts = AlertThresholds()
     }
 
     /// `environments.<env>.rateLimit`.
@@ -77,6 +81,8 @@ package struct PipelineConfig: Sendable, Equatable {
     /// Lines longer than this many bytes are rejected without being buffered.
     package var maxLineBytes: Int = 1 << 20
     package var environments: [String: Environment] = PipelineConfig.defaultEnvironments
+    /// Run reports, metrics, Sentry and alert delivery (`monitoring`; see ``Monitoring``).
+    package var monitoring = Monitoring()
 
     package init() {}
 
@@ -102,7 +108,7 @@ package struct PipelineConfig: Sendable, Equatable {
 
     package static let defaultEnvironments: [String: Environment] = [
         "dev": Environment(databaseURLEnv: "BEMS_DEV_DATABASE_URL", sample: 0.1),
-        "staging": Environment(databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1),
-        "prod": Environment(databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0),
+        "staging": Environment(databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1, storageLimitMB: 500),
+        "prod": Environment(databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0, storageLimitMB: 500),
     ]
 }

@@ -10,6 +10,7 @@
 /// | 69 | Database unavailable |
 /// | 73 | Work directory locked by another run |
 /// | 74 | I/O error (disk full, read-only work dir, corrupt chunk) |
+/// | 75 | Over a limit: the load would take the database over its environment's storage limit (nothing loaded) |
 /// | 77 | Not permitted: prod with a superuser connection, or a destructive prod command without confirmation |
 package enum ExitStatus: Int32, Sendable {
     case ok = 0
@@ -20,6 +21,7 @@ package enum ExitStatus: Int32, Sendable {
     case unavailable = 69
     case cantCreate = 73
     case ioError = 74
+    case overLimit = 75
     case noPermission = 77
 }
 
