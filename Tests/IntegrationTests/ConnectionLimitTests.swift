@@ -115,14 +115,17 @@ struct ConnectionLimitTests {
                 try f.publishDedupe(LoadFixture.readings(floors: 1...3, sensorsPerFloor: 8, minutes: 5 * 1440))
                 var options = f.loadOptions()
                 options.config.environments["dev"]!.rateLimit.rowsPerSecond = 50_000
+                let log = LogCapture()
                 let started = Date()
-                let r = try await LoadStage.run(options, logger: f.logger)
+                let r = try await LoadStage.run(options, logger: log.logger())
                 let seconds = Date().timeIntervalSince(started)
                 let rate = Double(r.inserted) / seconds
                 #expect(r.inserted == 172_800)
                 #expect(r.throttledSeconds > 0)
                 #expect(rate <= 55_000, "\(Int(rate)) rows/s against a cap of 50 000")
                 #expect(r.manifest?.totals["throttledMilliseconds"] ?? 0 > 0)
+                // The progress lines say the load is throttled.
+                #expect(!log.entries("load progress: throttled by the rate limits").isEmpty)
                 #expect(try f.tableContent() == f.expectedContent())
             }
         }
