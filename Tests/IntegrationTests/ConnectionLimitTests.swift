@@ -39,32 +39,39 @@ struct ConnectionLimitTests {
         return peak
     }
 
+    /// A throwaway server with `max_connections = 20` on `port`, an admin connection whose `search_path` is a new
+    /// schema, and a load fixture on it; the server is stopped and removed after `body`.
+    static func withSmallServer(
+        port: Int, schema: String, _ body: (EmbeddedPostgres, PGConnection, LoadFixture) async throws -> Void
+    ) async throws {
+        let dir = "/tmp/bems-cap-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let server = EmbeddedPostgres(directory: dir, port: port)
+        defer {
+            try? server.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try server.start()
+        try PGConnection(conninfo: server.url).exec("ALTER SYSTEM SET max_connections = 20")
+        try server.stop()
+        try server.start()
+        let admin = try PGConnection(conninfo: server.url)
+        #expect(try admin.exec("SHOW max_connections").scalar() == "20")
+        try admin.exec("CREATE SCHEMA \(schema)")
+        try admin.exec("SET search_path TO \(schema)")
+        try await body(server, admin, try LoadFixture(db: admin, schema: schema, url: server.url))
+    }
+
     @Test func aLowMaxConnectionsServerWithBusyConnectionsStaysUnder80Percent() async throws {
         try await ExclusiveLoadTests.shared.run {
-            let dir = "/tmp/bems-cap-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-            let server = EmbeddedPostgres(directory: dir, port: 54_363)
-            defer {
-                try? server.stop()
-                try? FileManager.default.removeItem(atPath: dir)
-            }
-            try server.start()
-            try PGConnection(conninfo: server.url).exec("ALTER SYSTEM SET max_connections = 20")
-            try server.stop()
-            try server.start()
-            let admin = try PGConnection(conninfo: server.url)
-            #expect(try admin.exec("SHOW max_connections").scalar() == "20")
-            // Connections held open elsewhere: 8 of 20.
-            let held = try (0..<7).map { _ in try PGConnection(conninfo: server.url) }
-            let schema = "t_cap"
-            try admin.exec("CREATE SCHEMA \(schema)")
-            try admin.exec("SET search_path TO \(schema)")
-            let f = try LoadFixture(db: admin, schema: schema, url: server.url)
-            try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 4, minutes: 2 * 1440))
-            var options = f.loadOptions()
-            options.workers = 12
-            var result: LoadStage.Result?
-            let peak = try await Self.peakConnections(url: server.url) {
-                result = try await LoadStage.run(options, logger: f.logger)
+            try await Self.withSmallServer(port: 54_363, schema: "t_cap") { server, admin, f in
+                // Connections held open elsewhere: 7, besides the admin, monitor and load sessions.
+                let held = try (0..<7).map { _ in try PGConnection(conninfo: server.url) }
+                try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 4, minutes: 2 * 1440))
+                var options = f.loadOptions()
+                options.workers = 12
+                var result: LoadStage.Result?
+                let peak = try await Self.peakConnections(url: server.url) {
+                    result = try await LoadStage.run(options, logger: f.logger)
             }
             let r = try #require(result)
             #expect(r.verify?.passed == true)
@@ -73,32 +80,19 @@ struct ConnectionLimitTests {
             #expect(r.workers == 6)
             #expect(peak <= 16, "peak \(peak) client connections of max_connections 20")
             withExtendedLifetime(held) {}
+            }
         }
     }
 
     @Test func atTheLimitTheLoadWaitsForRoom() async throws {
         try await ExclusiveLoadTests.shared.run {
-            let dir = "/tmp/bems-cap-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-            let server = EmbeddedPostgres(directory: dir, port: 54_364)
-            defer {
-                try? server.stop()
-                try? FileManager.default.removeItem(atPath: dir)
-            }
-            try server.start()
-            try PGConnection(conninfo: server.url).exec("ALTER SYSTEM SET max_connections = 20")
-            try server.stop()
-            try server.start()
-            let admin = try PGConnection(conninfo: server.url)
-            let schema = "t_wait"
-            try admin.exec("CREATE SCHEMA \(schema)")
-            try admin.exec("SET search_path TO \(schema)")
-            let f = try LoadFixture(db: admin, schema: schema, url: server.url)
-            try f.publishDedupe(LoadFixture.readings(floors: 1...2, sensorsPerFloor: 2, minutes: 1440))
-            // 14 held + admin + the load's session = 16: no room for a worker until some are released.
-            let held = Held(try (0..<14).map { _ in try PGConnection(conninfo: server.url) })
-            let release = Thread {
-                Thread.sleep(forTimeInterval: 3)
-                held.release(4)
+            try await Self.withSmallServer(port: 54_364, schema: "t_wait") { server, _, f in
+                try f.publishDedupe(LoadFixture.readings(floors: 1...2, sensorsPerFloor: 2, minutes: 1440))
+                // 14 held + admin + the load's session = 16: no room for a worker until some are released.
+                let held = Held(try (0..<14).map { _ in try PGConnection(conninfo: server.url) })
+                let release = Thread {
+                    Thread.sleep(forTimeInterval: 3)
+                    held.release(4)
             }
             let started = Date()
             release.start()
@@ -106,6 +100,7 @@ struct ConnectionLimitTests {
             #expect(Date().timeIntervalSince(started) >= 2.9)
             #expect(r.verify?.passed == true)
             #expect(try f.tableContent() == f.expectedContent())
+            }
         }
     }
 
