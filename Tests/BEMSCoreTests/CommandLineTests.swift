@@ -15,10 +15,23 @@ import Testing
     }
 
     func run(_ tool: String, _ arguments: [String], in directory: String) throws -> Outcome {
+        try Self.run(tool, arguments, in: directory)
+    }
+
+    /// Runs a built tool in `directory`; `environment` adds variables to this process's, and a `nil` value removes
+    /// one.
+    static func run(
+        _ tool: String, _ arguments: [String], in directory: String, environment: [String: String?] = [:]
+    ) throws -> Outcome {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.bin + "/" + tool)
+        process.executableURL = URL(fileURLWithPath: bin + "/" + tool)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for (key, value) in environment { env[key] = value }
+            process.environment = env
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

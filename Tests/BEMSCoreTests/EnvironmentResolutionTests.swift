@@ -112,7 +112,6 @@ import Testing
             let e = error as! PipelineError
             return e.exitStatus == .usage && !e.message.contains("hunter2") && e.message.contains("BEMS_PROD_DATABASE_URL")
         }
-        #expect(ConnectionString.options("postgresql://h:notaport/db") != nil || true)
         #expect(ConnectionString.adding("sslmode", "require", to: "") == "sslmode=require")
         #expect(ConnectionString.adding("a", "b", to: "postgresql://h/db#frag") == "postgresql://h/db?a=b#frag")
     }

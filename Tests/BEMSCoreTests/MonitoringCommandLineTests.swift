@@ -6,33 +6,15 @@ import Testing
 /// The stage commands' monitoring as a user sees it: a failing run writes its report and metrics, reaches Sentry and
 /// the webhook (local test servers), and `bems report` / `bems digest` read it back.
 @Suite struct MonitoringCommandLineTests {
-    struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Outcome = CommandLineTests.Outcome
 
+    /// Runs a built tool without the Sentry and webhook variables of this process (only the ones a test gives).
     func run(_ tool: String, _ arguments: [String], in directory: String, environment: [String: String] = [:]) throws
         -> Outcome
     {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLineTests.bin + "/" + tool)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        for key in ["SENTRY_DSN", "BEMS_ALERT_WEBHOOK_URL"] { env[key] = nil }
-        process.environment = env.merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        var env: [String: String?] = ["SENTRY_DSN": nil, "BEMS_ALERT_WEBHOOK_URL": nil]
+        for (key, value) in environment { env[key] = value }
+        return try CommandLineTests.run(tool, arguments, in: directory, environment: env)
     }
 
     @Test func aFailedValidateIsReportedEverywhere() throws {
