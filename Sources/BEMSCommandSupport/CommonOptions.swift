@@ -26,6 +26,11 @@ package struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("allow-superuser"), help: "prod only: accept a superuser database connection.")
     package var allowSuperuser = false
 
+    @Flag(
+        name: [.customShort("q"), .long],
+        help: "No progress: neither the line redrawn on a terminal nor the progress log lines.")
+    package var quiet = false
+
     package init() {}
 
     package func validate() throws {

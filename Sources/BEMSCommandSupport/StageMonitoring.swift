@@ -10,6 +10,9 @@ package final class StageRun: @unchecked Sendable {
     package let stage: Stage
     package let config: PipelineConfig
     package let logger: Logger
+    /// The live progress (a redrawn line on a terminal, log lines otherwise, nothing with `--quiet`); the stage's
+    /// options take it, and it keeps the chunk timings and peak rates for the run report.
+    package let progress: StageProgress
     let sink: RunLogRecorder.Sink
     /// The run's manifest (or the current one when up to date).
     package private(set) var manifest: StageManifest?
@@ -17,10 +20,12 @@ package final class StageRun: @unchecked Sendable {
     /// Load only: the storage pre-flight and the size after the load.
     package var storage: StorageReport?
 
-    init(stage: Stage, config: PipelineConfig, logger: Logger) {
+    init(stage: Stage, config: PipelineConfig, logger: Logger, progressMode: StageProgress.Mode) {
         self.stage = stage
         self.config = config
-        let sink = RunLogRecorder.Sink()
+        let progress = StageProgress(stage: stage.rawValue, mode: progressMode, logger: logger)
+        self.progress = progress
+        let sink = RunLogRecorder.Sink(progress: progress)
         self.sink = sink
         self.logger = logger.recording(into: sink)
     }
@@ -43,11 +48,16 @@ extension CommonOptions {
             let (config, logger) = try prepare(stage: stage.rawValue)
             let work = WorkDir(root: config.workDir)
             let before = Set(work.runIDs(stage))
-            let run = StageRun(stage: stage, config: config, logger: logger)
+            let mode = StageProgress.mode(
+                quiet: quiet, isTerminal: StageProgress.stderrIsTerminal, every: config.monitoring.progressSeconds)
+            let run = StageRun(stage: stage, config: config, logger: logger, progressMode: mode)
             let status: ExitStatus
+            run.progress.start()
             do {
                 status = try await body(run)
+                run.progress.finish()
             } catch {
+                run.progress.finish()
                 await publishFailure(run, error: error, before: before, started: started)
                 throw error
             }
@@ -94,6 +104,7 @@ extension CommonOptions {
                 manifest: manifest, work: work, observations: observations, exitStatus: status, startedAt: started,
                 finishedAt: Date())
             report.storage = run.storage
+            report.bandwidth = bandwidth(run)
         }
         _ = await monitor.publish(
             &report, chunkSeconds: run.upToDate ? [] : observations.chunkSeconds, upToDate: run.upToDate,
@@ -114,7 +125,14 @@ extension CommonOptions {
             stage: run.stage, env: env, runID: runID, error: error, exitStatus: exitStatus(of: error),
             observations: run.sink.observations, startedAt: started, finishedAt: Date(), secrets: monitor.allSecrets)
         report.storage = run.storage
+        report.bandwidth = bandwidth(run)
         _ = await monitor.publish(&report, chunkSeconds: run.sink.observations.chunkSeconds, logger: run.logger)
+    }
+
+    /// Load only: its peak rates against the environment's rate limits.
+    func bandwidth(_ run: StageRun) -> BandwidthReport? {
+        guard run.stage == .load, let settings = run.config.environments[env] else { return nil }
+        return BandwidthReport(limits: settings.rateLimit, progress: run.progress)
     }
 }
 

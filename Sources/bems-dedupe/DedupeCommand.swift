@@ -33,6 +33,7 @@ struct DedupeCommand: AsyncParsableCommand {
         try await common.runMonitored(.dedupe) { run in
             let (config, logger) = (run.config, run.logger)
             var options = DedupeStage.Options(config: config, env: common.env)
+            options.progress = run.progress
             options.database = try common.database(config: config, logger: logger)
             options.force = force
             options.parallelism = parallelism

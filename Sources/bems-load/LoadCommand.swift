@@ -43,6 +43,7 @@ struct LoadCommand: AsyncParsableCommand {
             let (config, logger) = (run.config, run.logger)
             let target = try common.database(config: config, logger: logger)
             var options = LoadStage.Options(config: config, env: common.env, database: target)
+            options.progress = run.progress
             options.ledgerSchema = ledgerSchema
             options.skipVerify = skipVerify
             options.dropIndexesOnFirstLoad = !keepIndexes

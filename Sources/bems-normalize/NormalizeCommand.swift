@@ -27,6 +27,7 @@ struct NormalizeCommand: AsyncParsableCommand {
         try await common.runMonitored(.normalize) { run in
             let (config, logger) = (run.config, run.logger)
             var options = NormalizeStage.Options(config: config, env: common.env)
+            options.progress = run.progress
             options.inputs = inputs
             options.force = force
             options.sample = common.sample

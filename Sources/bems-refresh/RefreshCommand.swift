@@ -28,6 +28,7 @@ struct RefreshCommand: AsyncParsableCommand {
         try await common.runMonitored(.refresh) { run in
             let (config, logger) = (run.config, run.logger)
             var options = RefreshStage.Options(config: config, env: common.env)
+            options.progress = run.progress
             options.database = try common.database(config: config, logger: logger)
             options.force = force
             options.ledgerSchema = ledgerSchema

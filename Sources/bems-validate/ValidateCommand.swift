@@ -30,6 +30,7 @@ struct ValidateCommand: AsyncParsableCommand {
         try await common.runMonitored(.validate) { run in
             let (config, logger) = (run.config, run.logger)
             var options = ValidateStage.Options(config: config, env: common.env)
+            options.progress = run.progress
             options.inputs = inputs
             options.force = force
             options.maxDiagnostics = maxDiagnostics

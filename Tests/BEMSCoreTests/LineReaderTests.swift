@@ -89,4 +89,22 @@ import Testing
         let error = #expect(throws: PipelineError.self) { try LineReader(path: "/nonexistent/x.csv") }
         #expect(error?.exitStatus == .noInput)
     }
+
+    @Test func reportsEveryBlockOnceBytesAndLinesAddingUpToTheFile() throws {
+        let dir = TemporaryDirectory()
+        var text = ""
+        for i in 0..<2_000 { text += "line \(i),\(String(repeating: "x", count: i % 37))\n" }
+        text += "last, unterminated"
+        let path = dir.write("f.csv", text)
+        let reader = try LineReader(path: path, maxLineBytes: 256, blockSize: 4096)
+        var calls: [(Int, Int)] = []
+        reader.onBlock = { calls.append(($0, $1)) }
+        var lines = 0
+        try reader.forEachLine { _ in lines += 1 }
+        #expect(lines == 2_001)
+        #expect(calls.count > 10)
+        #expect(calls.reduce(0) { $0 + $1.0 } == text.utf8.count)
+        #expect(calls.reduce(0) { $0 + $1.1 } == 2_001)
+        #expect(calls.allSatisfy { $0.0 > 0 || $0.1 > 0 })
+    }
 }

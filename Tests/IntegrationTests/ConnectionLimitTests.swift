@@ -111,9 +111,12 @@ struct ConnectionLimitTests {
                 var options = f.loadOptions()
                 options.config.environments["dev"]!.rateLimit.rowsPerSecond = 50_000
                 let log = LogCapture()
+                options.progress = StageProgress(stage: "load", mode: .log(every: 1), logger: log.logger())
+                options.progress.start()
                 let started = Date()
                 let r = try await LoadStage.run(options, logger: log.logger())
                 let seconds = Date().timeIntervalSince(started)
+                options.progress.finish()
                 let rate = Double(r.inserted) / seconds
                 #expect(r.inserted == 172_800)
                 #expect(r.throttledSeconds > 0)
@@ -121,6 +124,13 @@ struct ConnectionLimitTests {
                 #expect(r.manifest?.totals["throttledMilliseconds"] ?? 0 > 0)
                 // The progress lines say the load is throttled.
                 #expect(!log.entries("load progress: throttled by the rate limits").isEmpty)
+                // The bandwidth figures: the peak rows/s at the cap, so the run raises a bandwidth warning.
+                let bandwidth = BandwidthReport(limits: options.config.environments["dev"]!.rateLimit, progress: options.progress)
+                #expect(bandwidth.rowsPerSecondLimit == 50_000 && bandwidth.bytesPerSecondLimit == nil)
+                #expect((bandwidth.rowsShare ?? 0) >= 0.8 && (bandwidth.rowsShare ?? 9) <= 1.2, "\(bandwidth)")
+                #expect(bandwidth.peakBytesPerSecond > 0 && bandwidth.throttledSeconds > 0)
+                #expect(bandwidth.alerts(name: "load", share: 0.8).map(\.kind) == ["bandwidth"])
+                #expect(options.progress.chunkSeconds.count == r.chunksLoaded)
                 #expect(try f.tableContent() == f.expectedContent())
             }
         }

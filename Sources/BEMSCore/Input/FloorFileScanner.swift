@@ -23,10 +23,12 @@ package enum FloorFileScanner {
     /// - Throws: ``HeaderFailure`` when the header is unusable; ``PipelineError`` for I/O; whatever `row` throws.
     package static func scan(
         _ input: InputFile, config: PipelineConfig,
+        progress: StageProgress? = nil,
         header onHeader: (FileLayout) throws -> Void = { _ in },
         row body: (inout ParsedRow, Line) throws -> Void
     ) throws -> ScannedFile {
         let reader = try LineReader(path: input.path, maxLineBytes: config.maxLineBytes)
+        if let progress { reader.onBlock = { progress.advance(rows: $1, bytes: $0) } }
         var parser: WideRowParser?
         var row = ParsedRow()
         try reader.forEachLine { line in

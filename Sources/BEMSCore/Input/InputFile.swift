@@ -15,6 +15,11 @@ package struct InputFile: Sendable, Equatable, Codable, Hashable {
         self.floor = floor
     }
 
+    /// The size of the file at `path` in bytes; 0 when it can't be read (the scan reports why).
+    package static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
     /// The floor encoded in a CU-BEMS file name such as `2019Floor6.csv` (case-insensitive), or `nil`.
     package static func floor(fromFileName name: String) -> Int? {
         let lower = name.lowercased()

@@ -9,7 +9,7 @@ package struct Alert: Codable, Equatable, Sendable {
     }
 
     package var severity: Severity
-    /// `import_failed`, `slow_chunk`, `time_budget`, `error_rate`, `storage`, `connections`.
+    /// `import_failed`, `slow_chunk`, `time_budget`, `error_rate`, `storage`, `connections`, `bandwidth`.
     package var kind: String
     /// One line for people, without secrets or row values.
     package var message: String
@@ -27,8 +27,8 @@ package enum AlertRules {
     ///
     /// - Critical: the run failed (any non-zero exit; an up-to-date run never does).
     /// - Warning: a chunk took longer than ``AlertThresholds/chunkSeconds``; the run took longer than its stage's
-    ///   budget; the rejected share is over ``AlertThresholds/errorRate``; storage or connections reached
-    ///   ``AlertThresholds/limitShare`` of the environment's limit.
+    ///   budget; the rejected share is over ``AlertThresholds/errorRate``; storage, connections or bandwidth (a
+    ///   peak rate against the rate limits) reached ``AlertThresholds/limitShare`` of the environment's limit.
     package static func evaluate(_ report: RunReport, thresholds: AlertThresholds) -> [Alert] {
         var alerts: [Alert] = []
         let name = "\(report.stage.rawValue) (\(report.env), run \(report.runID))"
@@ -59,6 +59,9 @@ package enum AlertRules {
         }
         if let storage = report.storage {
             alerts += storage.alerts(name: name, share: thresholds.limitShare)
+        }
+        if let bandwidth = report.bandwidth {
+            alerts += bandwidth.alerts(name: name, share: thresholds.limitShare)
         }
         return alerts
     }

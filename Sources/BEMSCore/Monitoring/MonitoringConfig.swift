@@ -19,6 +19,8 @@ extension PipelineConfig {
         /// Bytes one reading costs in the database (table, indexes and `daily_aggregates`) when the target has too
         /// few readings to measure it (see ``StoragePreflight``).
         package var bytesPerReading: Int = StoragePreflight.calibratedBytesPerReading
+        /// Seconds between two progress log lines when stderr is not a terminal.
+        package var progressSeconds: Double = 5
 
         package init() {}
 
@@ -33,7 +35,7 @@ package struct AlertThresholds: Sendable, Equatable {
     package var chunkSeconds: Double = 10
     /// A rejected share (validate: rejected records / rows) above this is a warning.
     package var errorRate: Double = 0.001
-    /// Storage or connections at or above this share of the environment's limit is a warning (and the storage
+    /// Storage, connections or bandwidth (the rate limits) at or above this share of the environment's limit is a warning (and the storage
     /// pre-flight's warning level).
     package var limitShare: Double = 0.8
     /// Time budget per stage run in seconds; a run over its budget is a warning. No budget by default.
@@ -44,13 +46,13 @@ package struct AlertThresholds: Sendable, Equatable {
 
 extension ConfigReader {
     /// `monitoring`: `metricsDirectory`, `pushgatewayURL`, `sentryDSNEnv`, `alertWebhookEnv`, `timeoutSeconds`,
-    /// `bytesPerReading`.
+    /// `bytesPerReading`, `progressSeconds`.
     func monitoring(_ value: Any, _ path: String) throws -> PipelineConfig.Monitoring {
         let o = try object(
             value, path,
             allowed: [
                 "metricsDirectory", "pushgatewayURL", "sentryDSNEnv", "alertWebhookEnv", "timeoutSeconds",
-                "bytesPerReading",
+                "bytesPerReading", "progressSeconds",
             ])
         var m = PipelineConfig.Monitoring()
         if let v = o["metricsDirectory"] { m.metricsDirectory = try string(v, path + ".metricsDirectory") }
@@ -70,6 +72,9 @@ extension ConfigReader {
         }
         if let v = o["bytesPerReading"] {
             m.bytesPerReading = try integer(v, path + ".bytesPerReading", min: 16, max: 100_000)
+        }
+        if let v = o["progressSeconds"] {
+            m.progressSeconds = try seconds(v, path + ".progressSeconds", min: 0.5, max: 3600)
         }
         return m
     }

@@ -1,10 +1,9 @@
 import Foundation
 import Logging
 
-/// A log handler that passes messages on to another handler and notes, from every stage's log, what the run report
-/// needs beyond the manifest: the seconds of each chunk (a message with `chunk` and `seconds` metadata, such as
-/// load's `chunk loaded`) and each retried transient database error (``RetryPolicy``'s `transient database error,
-/// retrying`).
+/// A log handler that passes messages on to another handler and notes, from every stage's log, each retried transient
+/// database error (``RetryPolicy``'s `transient database error, retrying`) for the run report and the progress line.
+/// With a progress line on the terminal, it clears the line before a message is printed (the next tick redraws it).
 ///
 /// It sees messages down to `info` whatever the log level, and forwards only those at or above the inner handler's
 /// level, so the output on stderr is unchanged. The stages need no change to be observed.
@@ -14,13 +13,22 @@ package struct RunLogRecorder: LogHandler {
         // @unchecked: every field is read and written under `lock`.
         private let lock = NSLock()
         private var _observations = RunObservations()
+        /// The run's progress: told about retries, cleared before a message is printed.
+        package let progress: StageProgress?
 
-        package init() {}
+        package init(progress: StageProgress? = nil) { self.progress = progress }
 
-        package var observations: RunObservations { lock.withLock { _observations } }
+        /// The retries seen, and the chunk timings the progress recorded.
+        package var observations: RunObservations {
+            var o = lock.withLock { _observations }
+            o.chunkSeconds = progress?.chunkSeconds ?? []
+            return o
+        }
 
-        func note(chunkSeconds: Double) { lock.withLock { _observations.chunkSeconds.append(chunkSeconds) } }
-        func noteRetry() { lock.withLock { _observations.retries += 1 } }
+        func noteRetry() {
+            lock.withLock { _observations.retries += 1 }
+            progress?.noteRetry()
+        }
     }
 
     package var inner: any LogHandler
@@ -55,15 +63,11 @@ package struct RunLogRecorder: LogHandler {
     }
 
     package func log(event: LogEvent) {
-        let message = event.message.description
-        if message == Self.retryMessage {
-            sink.noteRetry()
-        } else if let metadata = event.metadata, metadata["chunk"] != nil,
-            case .string(let text)? = metadata["seconds"], let seconds = Double(text)
-        {
-            sink.note(chunkSeconds: seconds)
+        if event.message.description == Self.retryMessage { sink.noteRetry() }
+        if event.level >= inner.logLevel {
+            sink.progress?.clearLine()
+            inner.log(event: event)
         }
-        if event.level >= inner.logLevel { inner.log(event: event) }
     }
 }
 

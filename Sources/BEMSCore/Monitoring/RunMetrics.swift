@@ -21,6 +21,7 @@ import Prometheus
 /// | `bems_chunk_duration_seconds` | histogram of the chunk timings (load) |
 /// | `bems_run_errors{code}` | rejections and failures by code |
 /// | `bems_run_alerts{severity}` | alerts raised by the run |
+/// | `bems_load_peak_rows_per_second`, `bems_load_peak_bytes_per_second`, `bems_load_rate_limit_rows_per_second`, `bems_load_rate_limit_bytes_per_second`, `bems_load_throttled_seconds` | load: bandwidth against the rate limits |
 /// | `bems_storage_database_bytes`, `bems_storage_limit_bytes`, `bems_storage_estimated_bytes`, `bems_storage_readings_table_bytes` | load: sizes |
 package enum RunMetrics {
     /// Bucket bounds of `bems_chunk_duration_seconds`.
@@ -80,6 +81,13 @@ package enum RunMetrics {
             gauge("bems_storage_estimated_bytes", Double(s.estimatedBytes))
             if let limit = s.limitBytes { gauge("bems_storage_limit_bytes", Double(limit)) }
             if let t = s.readingsTableBytes { gauge("bems_storage_readings_table_bytes", Double(t)) }
+        }
+        if let b = report.bandwidth {
+            gauge("bems_load_peak_rows_per_second", b.peakRowsPerSecond)
+            gauge("bems_load_peak_bytes_per_second", b.peakBytesPerSecond)
+            gauge("bems_load_throttled_seconds", b.throttledSeconds)
+            if let l = b.rowsPerSecondLimit { gauge("bems_load_rate_limit_rows_per_second", l) }
+            if let l = b.bytesPerSecondLimit { gauge("bems_load_rate_limit_bytes_per_second", l) }
         }
         return registry.emitToString()
     }

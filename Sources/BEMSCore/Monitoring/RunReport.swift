@@ -39,6 +39,8 @@ package struct RunReport: Codable, Equatable, Sendable {
     package var figures: [String: Int] = [:]
     /// Load only: the storage pre-flight and the size after the load.
     package var storage: StorageReport?
+    /// Load only: the peak rates against the environment's rate limits.
+    package var bandwidth: BandwidthReport?
     /// The warnings and the critical alert this run raised.
     package var alerts: [Alert] = []
     package var bemsVersion = BEMS.version

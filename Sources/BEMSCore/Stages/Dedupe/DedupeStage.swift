@@ -54,6 +54,9 @@ package enum DedupeStage {
         package var database: DatabaseTarget?
 
         /// Creates options.
+        /// Live progress and chunk timings (``StageProgress``); silent unless the command gives one.
+        package var progress = StageProgress.silent
+
         package init(config: PipelineConfig, env: String) {
             self.config = config
             self.env = env
@@ -170,12 +173,13 @@ package enum DedupeStage {
                 try AtomicFile.makeDirectory(runDir + "/chunks")
                 try AtomicFile.makeDirectory(runDir + "/conflict-parts")
                 logger.info("dedupe started", metadata: ["run": "\(runID)", "groups": "\(groups.count)"])
+                options.progress.begin(total: .rows(normalize.totals["readings"] ?? 0))
 
                 let context = GroupContext(
                     normalizeDirectory: normalizeDir, runDirectory: runDir, runID: runID,
                     upstreamRunID: normalize.runID, zstdLevel: Int32(config.chunk.zstdLevel),
                     watermarks: snapshot.watermarks, snapshotID: snapshot.tableExists ? snapshot.id : nil,
-                    snapshotTakenAt: snapshot.takenAt, database: target)
+                    snapshotTakenAt: snapshot.takenAt, database: target, progress: options.progress)
                 // Worker connections within the environment's cap and 80% of the server's max_connections.
                 let wanted = max(
                     1, min(options.parallelism > 0 ? options.parallelism : ProcessInfoCores.count, groups.count))
@@ -326,6 +330,8 @@ package enum DedupeStage {
         var snapshotTakenAt: String
         /// Where the workers connect (with the stage's `application_name`).
         var database: DatabaseTarget
+        /// Readings and bytes classified, each group's seconds.
+        var progress = StageProgress.silent
     }
 
     struct GroupOutcome: Sendable {
@@ -370,9 +376,12 @@ package enum DedupeStage {
     static func processGroup(
         _ group: Group, context: GroupContext, session: () throws -> SnapshotSession
     ) throws -> GroupOutcome {
+        let started = DispatchTime.now().uptimeNanoseconds
         var inputs: [MergeInput] = []
+        var inputBytes = 0
         for member in group.members {
             let bytes = try readVerified(member.record, directory: context.normalizeDirectory)
+            inputBytes += bytes.count
             let data: ChunkData
             do {
                 data = try ChunkReader.decode(bytes).data
@@ -422,6 +431,8 @@ package enum DedupeStage {
                 floor: group.floor, day: group.day, source: sources.joined(separator: ","),
                 inserts: classified.inserts, updates: classified.updates, skips: classified.skips)
         }
+        context.progress.advance(rows: merged.readingsIn, bytes: inputBytes)
+        context.progress.recordChunk(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
         return GroupOutcome(
             index: group.index, record: record, conflicts: merged.conflicts.count, readingsIn: merged.readingsIn,
             duplicatesDropped: merged.duplicatesDropped, inserts: classified.inserts, updates: classified.updates,

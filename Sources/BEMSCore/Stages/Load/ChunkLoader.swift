@@ -28,12 +28,16 @@ struct ChunkLoader {
     private var sensorFields: [String: SensorFields] = [:]
     /// Rate limits (`environments.<env>.rateLimit`): taken per COPY buffer, rows and bytes, before it is sent.
     var limits = LoadRateLimits()
+    /// Counts the bytes sent, for the progress line and the bandwidth figures.
+    var progress: StageProgress?
 
-    /// Waits for the rate limits before a COPY buffer of `rows` rows goes out (no-op without limits).
+    /// Before a COPY buffer of `rows` rows goes out: waits for the rate limits (when set), then counts the buffer
+    /// as sent (``StageProgress/transfer(rows:bytes:)``).
     func throttle(rows: inout Int, encoder: borrowing BinaryCopyEncoder, force: Bool = false) {
-        guard limits.rows != nil || limits.bytes != nil, force || encoder.count >= encoder.flushThreshold else { return }
+        guard force || encoder.count >= encoder.flushThreshold else { return }
         if rows > 0 { limits.rows?.acquire(Double(rows)) }
         if encoder.count > 0 { limits.bytes?.acquire(Double(encoder.count)) }
+        progress?.transfer(rows: rows, bytes: encoder.count)
         rows = 0
     }
 

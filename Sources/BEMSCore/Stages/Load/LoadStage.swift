@@ -31,6 +31,9 @@ package enum LoadStage {
         /// disjoint (one floor-day each), so no two workers ever write the same keys or the same ledger rows.
         package var workers = min(4, max(1, ProcessInfoCores.count))
 
+        /// Live progress and chunk timings (``StageProgress``); silent unless the command gives one.
+        package var progress = StageProgress.silent
+
         package init(config: PipelineConfig, env: String, database: DatabaseTarget) {
             self.config = config
             self.env = env
@@ -185,14 +188,16 @@ package enum LoadStage {
                 "bytes.per.second": "\(settings.rateLimit.bytesPerSecond.map { "\($0)" } ?? "unlimited")",
             ])
         let progress = LoadProgress()
+        options.progress.begin(total: .rows(pending.reduce(0) { $0 + $1.gaps.reduce(0) { $0 + $1.count } }))
+        options.progress.watchThrottling { limits.throttledSeconds }
         do {
             try loadChunks(
                 pending, workers: workers,
                 context: LoadContext(
                     directory: dedupeDir, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
                     lockSession: LockSession(db: db), progress: progress,
-                    minPieceRows: options.config.load.minPieceRows, limits: limits, totalChunks: pending.count,
-                    logger: logger))
+                    minPieceRows: options.config.load.minPieceRows, limits: limits,
+                    stageProgress: options.progress, logger: logger))
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
@@ -307,8 +312,8 @@ struct LoadContext: Sendable {
     var minPieceRows: Int
     /// Rows/s and bytes/s of COPY, shared by the workers.
     var limits: LoadRateLimits
-    /// Chunks this run loads, for the progress lines.
-    var totalChunks = 0
+    /// The progress line, chunk timings and bytes sent.
+    var stageProgress = StageProgress.silent
     var logger: Logger
 }
 
@@ -353,7 +358,8 @@ struct ChunkWorker {
         }
         let seconds = Date().timeIntervalSince(t0)
         context.progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
-        context.progress.reportIfDue(total: context.totalChunks, limits: context.limits, logger: context.logger)
+        context.stageProgress.advance(rows: chunk.gaps.reduce(0) { $0 + $1.count })  // the total counts these
+        context.stageProgress.recordChunk(seconds: seconds)
         context.logger.info(
             "chunk loaded",
             metadata: [
@@ -455,6 +461,7 @@ struct ChunkWorker {
         }
         var loader = try ChunkLoader(db: db, ledger: context.ledger, runID: context.ledgerRunID, logger: context.logger)
         loader.limits = context.limits
+        loader.progress = context.stageProgress
         return loader
     }
 }
@@ -495,9 +502,6 @@ final class LoadProgress: @unchecked Sendable {
     private var _pieces = 0
     private var _splits = 0
     private var _error: (any Error)?
-    private var _done = 0
-    private let started = Date()
-    private var lastReport = Date()
 
     var inserted: Int { lock.withLock { _inserted } }
     var updated: Int { lock.withLock { _updated } }
@@ -520,28 +524,7 @@ final class LoadProgress: @unchecked Sendable {
             _inserted += inserted
             _updated += updated
             _maxSeconds = max(_maxSeconds, seconds)
-            _done += 1
         }
-    }
-
-    /// A `load progress` line every `every` seconds (chunks, rows, rows/s), saying when the rate limits are holding
-    /// the load back: the progress an operator sees in a log or a terminal.
-    func reportIfDue(total: Int, limits: LoadRateLimits, logger: Logger, every: Double = 2) {
-        let due: (done: Int, rows: Int, seconds: Double)? = lock.withLock {
-            let now = Date()
-            guard now.timeIntervalSince(lastReport) >= every else { return nil }
-            lastReport = now
-            return (_done, _inserted + _updated, now.timeIntervalSince(started))
-        }
-        guard let due else { return }
-        let throttled = limits.throttledSeconds
-        logger.notice(
-            throttled > 0 ? "load progress: throttled by the rate limits" : "load progress",
-            metadata: [
-                "chunks": "\(due.done)/\(total)", "rows": "\(due.rows)",
-                "rows.per.second": "\(Int(Double(due.rows) / max(due.seconds, 0.001)))",
-                "throttled.seconds": "\(String(format: "%.1f", throttled))",
-            ])
     }
 
     /// Counts a piece committed by this run.

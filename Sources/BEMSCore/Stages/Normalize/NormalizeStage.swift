@@ -15,6 +15,9 @@ package enum NormalizeStage {
         /// Share of days to keep; `nil` takes the environment's `sample` (dev and staging 0.1, prod 1.0).
         package var sample: Double?
 
+        /// Live progress and chunk timings (``StageProgress``); silent unless the command gives one.
+        package var progress = StageProgress.silent
+
         package init(config: PipelineConfig, env: String) {
             self.config = config
             self.env = env
@@ -62,9 +65,12 @@ package enum NormalizeStage {
         try AtomicFile.makeDirectory(runDir + "/chunks")
         logger.info("normalize started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
+        let progress = options.progress
+        progress.begin(total: .bytes(inputs.reduce(0) { $0 + $1.bytes }))
         let perFile = try await parallelMap(count: inputs.count) { index in
             try normalizeFile(
-                inputs[index], index: index, config: config, sample: sample, runID: runID, runDirectory: runDir)
+                inputs[index], index: index, config: config, sample: sample, runID: runID, runDirectory: runDir,
+                progress: progress)
         }
         // One flush for all chunk files before the manifest that names them is published.
         AtomicFile.syncFileSystem(containing: runDir + "/chunks")
@@ -167,7 +173,7 @@ package enum NormalizeStage {
     /// Normalizes one file into chunk files, streaming: one chunk in memory at a time.
     static func normalizeFile(
         _ input: HashedInput, index: Int, config: PipelineConfig, sample: DaySample, runID: String,
-        runDirectory: String
+        runDirectory: String, progress: StageProgress? = nil
     ) throws -> FileOutcome {
         var chunks: [ChunkRecord] = []
         var anomalies = 0
@@ -181,6 +187,7 @@ package enum NormalizeStage {
         var builderDay = 0
         var sequence = 0
         let daysPerChunk = Int64(config.chunk.days)
+        var chunkStarted = DispatchTime.now().uptimeNanoseconds
 
         func flush() throws {
             guard builder.count > 0 else { return }
@@ -201,11 +208,15 @@ package enum NormalizeStage {
             let sensors = builder.sensorIDs
             builder = ChunkData(sensorIDs: sensors)
             builder.reserveCapacity(50_000)
+            // A chunk's seconds: parsing its rows (and any left-out days before them), encoding and writing it.
+            let now = DispatchTime.now().uptimeNanoseconds
+            progress?.recordChunk(seconds: Double(now - chunkStarted) / 1e9)
+            chunkStarted = now
         }
 
         do {
             _ = try FloorFileScanner.scan(
-                input.file, config: config,
+                input.file, config: config, progress: progress,
                 header: { layout in
                     builder.sensorIDs = layout.columns.map(\.sensorID)
                     builder.reserveCapacity(50_000)

@@ -35,6 +35,9 @@ package enum RefreshStage {
         package var database: DatabaseTarget?
 
         /// Creates options.
+        /// Live progress and chunk timings (``StageProgress``); silent unless the command gives one.
+        package var progress = StageProgress.silent
+
         package init(config: PipelineConfig, env: String) {
             self.config = config
             self.env = env
@@ -133,6 +136,7 @@ package enum RefreshStage {
         logger.info(
             "refresh started",
             metadata: ["run": "\(runID)", "ledger.run": "\(ledgerRunID)", "concurrently": "\(populated)"])
+        options.progress.begin(total: .unknown)  // one statement: the line shows the time it has taken
 
         do {
             var t = Date()

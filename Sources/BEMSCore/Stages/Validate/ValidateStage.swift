@@ -16,6 +16,9 @@ package enum ValidateStage {
         /// Diagnostics kept for stderr (all of them go to the dead-letter file).
         package var maxDiagnostics = 20
 
+        /// Live progress and chunk timings (``StageProgress``); silent unless the command gives one.
+        package var progress = StageProgress.silent
+
         package init(config: PipelineConfig, env: String) {
             self.config = config
             self.env = env
@@ -67,10 +70,12 @@ package enum ValidateStage {
         logger.info("validate started", metadata: ["run": "\(runID)", "files": "\(inputs.count)"])
 
         let maxDiagnostics = options.maxDiagnostics
+        let progress = options.progress
+        progress.begin(total: .bytes(inputs.reduce(0) { $0 + InputFile.size($1.path) }))
         let results = try await parallelMap(count: inputs.count) { index in
             try validateFile(
                 inputs[index], config: config, deadLetters: "\(runDir)/parts/\(index).jsonl",
-                maxDiagnostics: maxDiagnostics)
+                maxDiagnostics: maxDiagnostics, progress: progress)
         }
 
         // One dead-letter file, in input order.
@@ -137,7 +142,8 @@ package enum ValidateStage {
 
     /// Validates one file, streaming; memory does not grow with the file.
     static func validateFile(
-        _ input: InputFile, config: PipelineConfig, deadLetters: String, maxDiagnostics: Int
+        _ input: InputFile, config: PipelineConfig, deadLetters: String, maxDiagnostics: Int,
+        progress: StageProgress? = nil
     ) throws -> FileOutcome {
         var report = FileReport(file: input.name, path: input.path, floor: input.floor)
         var diagnostics: [Diagnostic] = []
@@ -159,7 +165,7 @@ package enum ValidateStage {
         }
 
         do {
-            let scanned = try FloorFileScanner.scan(input, config: config) { row, line in
+            let scanned = try FloorFileScanner.scan(input, config: config, progress: progress) { row, line in
                 report.rows += 1
                 if let error = row.rowError {
                     report.rejectedRows[error.code.rawValue, default: 0] += 1
