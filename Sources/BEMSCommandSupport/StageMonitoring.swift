@@ -32,6 +32,7 @@ package final class StageRun: @unchecked Sendable {
 
     /// Records what the stage returned.
     package func record(_ manifest: StageManifest?, upToDate: Bool) {
+        progress.finish()  // the line ends before the command prints its summary
         self.manifest = manifest
         self.upToDate = upToDate
     }

@@ -33,6 +33,8 @@ final class ProgressRig: @unchecked Sendable {
     @Test func aTerminalLineShowsPercentRowsRatesAndETAAndEndsWithANewline() {
         let rig = ProgressRig()
         let p = rig.progress("validate", .terminal)
+        p.tick()  // before the stage begins its work (or when it is up to date): nothing
+        #expect(rig.output.isEmpty)
         p.begin(total: .bytes(4_000_000))
         rig.now += 2
         p.advance(rows: 12_345, bytes: 1_000_000)
@@ -53,14 +55,15 @@ final class ProgressRig: @unchecked Sendable {
         p.begin(total: .unknown)
         rig.now += 75
         p.tick()
-        #expect(rig.output == ["\rrefresh  0 rows  0 rows/s  1:15"])
+        #expect(rig.output == ["\rrefresh  working  1:15"])
         p.advance(rows: 123_456)
         p.tick()
+        #expect(rig.output.last == "\rrefresh  123,456 rows  1.6k rows/s  1:15")
         p.begin(total: .unknown)  // a new attempt: a shorter line, padded over the one before
         p.tick()
-        #expect(rig.output.last == "\rrefresh  0 rows  0 rows/s  0:00" + String(repeating: " ", count: 9))
+        #expect(rig.output.last == "\rrefresh  working  0:00" + String(repeating: " ", count: 18))
         p.clearLine()
-        #expect(rig.output.last == "\r" + String(repeating: " ", count: 31) + "\r")
+        #expect(rig.output.last == "\r" + String(repeating: " ", count: 22) + "\r")
         p.clearLine()  // nothing drawn since: nothing to clear
         #expect(rig.output.count == 4)
     }

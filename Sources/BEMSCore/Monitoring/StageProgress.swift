@@ -73,6 +73,7 @@ package final class StageProgress: @unchecked Sendable {
         let now = clock()
         lock.withLock {
             state.total = total
+            state.begun = true
             state.rows = 0
             state.bytes = 0
             state.started = now
@@ -152,7 +153,8 @@ package final class StageProgress: @unchecked Sendable {
         timer = t
     }
 
-    /// Stops the timer; on a terminal, draws the final figures and ends the line.
+    /// Stops the timer; on a terminal, draws the final figures and ends the line. Idempotent: the command calls it
+    /// when the stage returns, before it prints its summary, and again when it ends.
     package func finish() {
         timer?.cancel()
         timer = nil
@@ -168,6 +170,8 @@ package final class StageProgress: @unchecked Sendable {
             let snapshot = state.snapshot(now: now, throttledSeconds: throttled)
             switch mode {
             case .quiet:
+                return (nil, nil)
+            case _ where !state.begun:  // nothing to show before the stage starts its work (or when up to date)
                 return (nil, nil)
             case .terminal:
                 guard final ? state.drawn : true else { return (nil, nil) }
@@ -225,6 +229,8 @@ package struct ProgressState: Sendable {
     var lastLog: Double
     var lastWidth = 0
     var drawn = false
+    /// ``StageProgress/begin(total:)`` was called: the stage has work to do.
+    var begun = false
 
     package init(started: Double) {
         self.started = started
@@ -309,9 +315,14 @@ package struct ProgressSnapshot: Equatable, Sendable {
         return seconds * (1 - fraction) / fraction
     }
 
-    /// `load   42.0%  1,234,567 rows  301k rows/s  12.4 MB/s  ETA 1:23  throttled`
+    /// `load   42.0%  1,234,567 rows  301.2k rows/s  12.4 MB/s  ETA 1:23  throttled`, or `refresh  working  0:07`.
     package func terminalLine(stage: String) -> String {
         var parts = [stage]
+        if total == .unknown, rows == 0, bytes == 0 {  // one statement (refresh): how long it has taken
+            parts += ["working", Self.clock(seconds)]
+            if activity != .running { parts.append(activity.rawValue) }
+            return parts.joined(separator: "  ")
+        }
         if let fraction { parts.append(String(format: "%5.1f%%", fraction * 100)) }
         parts.append("\(Self.grouped(rows)) rows")
         parts.append("\(Self.compact(rowsPerSecond)) rows/s")
