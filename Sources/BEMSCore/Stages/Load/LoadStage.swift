@@ -160,14 +160,16 @@ package enum LoadStage {
 
         let schema = Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
         var droppedIndexes = false
-        if options.dropIndexesOnFirstLoad, pending.count > 1,
-            try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t",
-            try DatabaseSetup.ownsReadings(on: db)
-        {
+        // Empty at the start, under the advisory lock: a first load (see ChunkLoader.startedEmpty).
+        let startedEmpty = try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t"
+        if options.dropIndexesOnFirstLoad, pending.count > 1, startedEmpty, try DatabaseSetup.ownsReadings(on: db) {
             try db.exec(
                 "DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
             droppedIndexes = true
-            logger.info("first load: secondary indexes dropped, rebuilt after the last chunk")
+            let suspended = try schema.suspendUniqueKey(on: db, runID: ledgerRunID)
+            logger.info(
+                "first load: secondary indexes dropped, rebuilt after the last chunk",
+                metadata: ["unique.key": "\(suspended ? "suspended" : "kept")"])
         }
         // Connections: never more than the environment's cap (this session included), never above 80% of the
         // server's max_connections counting everyone's; at the limit, wait for room.
@@ -192,7 +194,7 @@ package enum LoadStage {
                     directory: dedupeDir, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
                     lockSession: LockSession(db: db), progress: progress,
                     minPieceRows: options.config.load.minPieceRows, limits: limits, totalChunks: pending.count,
-                    logger: logger))
+                    startedEmpty: startedEmpty, logger: logger))
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
@@ -309,6 +311,8 @@ struct LoadContext: Sendable {
     var limits: LoadRateLimits
     /// Chunks this run loads, for the progress lines.
     var totalChunks = 0
+    /// The table was empty when the run started (``ChunkLoader/startedEmpty``).
+    var startedEmpty = false
     var logger: Logger
 }
 
@@ -455,6 +459,7 @@ struct ChunkWorker {
         }
         var loader = try ChunkLoader(db: db, ledger: context.ledger, runID: context.ledgerRunID, logger: context.logger)
         loader.limits = context.limits
+        loader.startedEmpty = context.startedEmpty
         return loader
     }
 }
