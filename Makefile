@@ -49,7 +49,7 @@ test: deps
 bench: deps
 	@bash Benchmarks/run.sh
 
-# The whole dataset against server-side COPY (about an hour, ~XX GB of disk; BENCH_FULL_START/END for less).
+# The whole dataset against server-side COPY (under an hour, ~40 GB of disk; BENCH_FULL_START/END for less).
 bench-full: deps
 	@bash Benchmarks/full.sh
 
