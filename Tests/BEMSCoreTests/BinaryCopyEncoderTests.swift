@@ -192,3 +192,13 @@ import Testing
         #expect(throws: PipelineError.self) { try ChunkLoader.parseMultirange(text) }
     }
 }
+
+@Suite struct IDBlockTests {
+    @Test func insertRowsBecomeMergedRanges() {
+        #expect(IDBlock.multirange(base: 100, rows: 0..<5) { _ in true } == "{[100,105)}")
+        #expect(IDBlock.multirange(base: 100, rows: 2..<5) { _ in true } == "{[102,105)}")
+        #expect(IDBlock.multirange(base: 100, rows: 0..<6) { $0 != 2 && $0 != 3 } == "{[100,102),[104,106)}")
+        #expect(IDBlock.multirange(base: 7, rows: 0..<3) { _ in false } == "{}")
+        #expect(IDBlock.multirange(base: 7, rows: 0..<0) { _ in true } == "{}")
+    }
+}

@@ -179,4 +179,26 @@ struct LoadStageTests {
             #expect(try f.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'app_key'") == 1)
         }
     }
+
+    @Test func idBlockIsReservedWholeAndOthersContinueAfterIt() async throws {
+        try await withLoadFixture { f in
+            let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
+            try schema.setup(on: f.db)
+            // A sequence never called: the block starts at its start value.
+            #expect(try IDBlock.reserve(count: 1000, on: f.db) == 1)
+            let other = try TestDatabase.connect()
+            try other.exec("SET search_path TO \(f.schema)")
+            #expect(try other.exec("SELECT nextval(pg_get_serial_sequence('sensor_readings', 'id'))").scalar() == "1002")
+            // A called sequence: the block starts after its last value; the increment is back to 1.
+            #expect(try IDBlock.reserve(count: 10, on: f.db) == 1003)
+            #expect(try other.exec("SELECT nextval(pg_get_serial_sequence('sensor_readings', 'id'))").scalar() == "1013")
+            #expect(try IDBlock.reserve(count: 0, on: f.db) == nil)
+            // A first load takes its ids from one block: one range per chunk, in chunk order.
+            try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            let result = try await f.load()
+            #expect(result.verify?.passed == true)
+            #expect(try f.count("SELECT count(*) FROM loaded_chunks WHERE inserted_ids::text LIKE '%),[%'") == 0)
+            #expect(try f.count("SELECT min(id) FROM sensor_readings") == 1014)
+        }
+    }
 }

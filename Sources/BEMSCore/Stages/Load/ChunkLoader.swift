@@ -89,7 +89,11 @@ struct ChunkLoader {
     /// - Throws: ``PipelineError`` 65 when the database changed since dedupe (a unique violation on insert, or an
     ///   update whose previous value no longer matches); ``PostgresError`` for other database failures (`57014` when
     ///   a statement hit the statement timeout). The piece's transaction is rolled back in every case.
-    mutating func load(_ data: ChunkData, rows: Range<Int>, name: String, sha256: String) throws -> Outcome {
+    /// - Parameter idBase: The id of the chunk's row 0 in a block reserved for the run (``IDBlock``): row `i` inserts
+    ///   with id `idBase + i`. Without it the ids are taken from the sequence per piece.
+    mutating func load(
+        _ data: ChunkData, rows: Range<Int>, name: String, sha256: String, idBase: Int64? = nil
+    ) throws -> Outcome {
         let n = rows.count
         let actions = data.actions
         var insertCount = 0
@@ -127,7 +131,10 @@ struct ChunkLoader {
                 // The ids come from the table's sequence before the COPY, in one statement (as many as the
                 // COPY's column default would take), so the ledger knows them without reading the rows back.
                 var ids: [Range<Int64>] = []
-                if let idSequence {
+                if let idBase {
+                    insertedIDs = IDBlock.multirange(base: idBase, rows: rows) { (actions?[$0] ?? .insert) == .insert }
+                    ids = try Self.parseMultirange(insertedIDs)
+                } else if let idSequence {
                     insertedIDs =
                         try db.exec(
                             """
@@ -147,8 +154,9 @@ struct ChunkLoader {
                     lap("ids")
                 }
                 var encoder = BinaryCopyEncoder()
+                let explicitIDs = idBase != nil || idSequence != nil
                 var copy = try db.copyIn(
-                    idSequence == nil
+                    !explicitIDs
                         ? BinaryCopyEncoder.copyReadingsSQL(table: Schema.readingsTable)
                         : BinaryCopyEncoder.copyReadingsWithIDSQL(table: Schema.readingsTable))
                 encoder.appendHeader()
@@ -161,7 +169,7 @@ struct ChunkLoader {
                 for i in rows where (actions?[i] ?? .insert) == .insert {
                     let s = data.sensorIndexes[i]
                     let t = data.timestamps[i]
-                    if idSequence != nil {
+                    if explicitIDs {
                         if nextID == ids[range].upperBound {
                             range += 1
                             nextID = ids[range].lowerBound
@@ -195,7 +203,7 @@ struct ChunkLoader {
                             + "rerun bems-dedupe, then bems-load")
                 }
                 lap("copy")
-                if idSequence != nil {
+                if explicitIDs {
                     // COPY counts the rows it stored: a trigger or rule that drops rows shows here.
                     guard copied == insertCount else {
                         throw PipelineError.data(

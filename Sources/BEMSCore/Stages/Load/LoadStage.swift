@@ -123,7 +123,7 @@ package enum LoadStage {
 
         let committed = try ledger.committedPieces(
             names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
-        let pending = dedupe.chunks.compactMap { chunk -> PendingChunk? in
+        var pending = dedupe.chunks.compactMap { chunk -> PendingChunk? in
             guard let coverage = committed[LoadLedger.key(name: chunk.file, sha256: chunk.sha256)] else {
                 return PendingChunk(record: chunk, gaps: [0..<chunk.rows])
             }
@@ -170,6 +170,15 @@ package enum LoadStage {
             logger.info(
                 "first load: secondary indexes dropped, rebuilt after the last chunk",
                 metadata: ["unique.key": "\(suspended ? "suspended" : "kept")"])
+        }
+        // Ids for every row of the pending chunks in one block (one short transaction), so that no chunk calls
+        // nextval per row; without ownership of the sequence each piece takes its own.
+        if let first = try IDBlock.reserve(count: pending.reduce(0) { $0 + $1.record.rows }, on: db) {
+            var next = first
+            for i in pending.indices {
+                pending[i].idBase = next
+                next += Int64(pending[i].record.rows)
+            }
         }
         // Connections: never more than the environment's cap (this session included), never above 80% of the
         // server's max_connections counting everyone's; at the limit, wait for room.
@@ -295,6 +304,8 @@ package enum LoadStage {
 struct PendingChunk: Sendable {
     var record: ChunkRecord
     var gaps: [Range<Int>]
+    /// The id of the chunk's row 0 in the run's reserved block (``IDBlock``), if one was reserved.
+    var idBase: Int64?
 }
 
 /// What the load workers share.
@@ -353,7 +364,7 @@ struct ChunkWorker {
         }
         var outcome = ChunkLoader.Outcome()
         for gap in chunk.gaps {
-            outcome = outcome + (try loadPiece(data, chunk: record, rows: gap))
+            outcome = outcome + (try loadPiece(data, chunk: record, rows: gap, idBase: chunk.idBase))
         }
         let seconds = Date().timeIntervalSince(t0)
         context.progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
@@ -373,9 +384,11 @@ struct ChunkWorker {
     ///
     /// - Throws: ``PipelineError`` 69 when a piece at the floor still times out (pieces committed so far stay
     ///   committed, and a rerun loads only the rest).
-    mutating func loadPiece(_ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>) throws -> ChunkLoader.Outcome {
+    mutating func loadPiece(
+        _ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>, idBase: Int64? = nil
+    ) throws -> ChunkLoader.Outcome {
         do {
-            return try loadRetrying(data, chunk: chunk, rows: rows)
+            return try loadRetrying(data, chunk: chunk, rows: rows, idBase: idBase)
         } catch let timeout as PieceTimedOut {
             let timeoutSetting =
                 context.database.statementTimeoutMilliseconds.map { "statement_timeout \($0) ms" }
@@ -397,8 +410,8 @@ struct ChunkWorker {
                     "halves": "\(first.count)+\(second.count)", "timeout": "\(timeoutSetting)",
                     "pg.sqlstate": "\(timeout.error.sqlState ?? "")",
                 ])
-            let a = try loadPiece(data, chunk: chunk, rows: first)
-            return a + (try loadPiece(data, chunk: chunk, rows: second))
+            let a = try loadPiece(data, chunk: chunk, rows: first, idBase: idBase)
+            return a + (try loadPiece(data, chunk: chunk, rows: second, idBase: idBase))
         }
     }
 
@@ -412,7 +425,9 @@ struct ChunkWorker {
     /// run stops with exit 69 instead of loading without the lock.
     ///
     /// - Returns: what the piece changed (read back from the ledger when an earlier attempt had committed it).
-    mutating func loadRetrying(_ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>) throws -> ChunkLoader.Outcome {
+    mutating func loadRetrying(
+        _ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>, idBase: Int64? = nil
+    ) throws -> ChunkLoader.Outcome {
         var attempt = 0
         let whole = rows == 0..<chunk.rows
         let what = whole ? "chunk \(chunk.file)" : "chunk \(chunk.file) rows \(ChunkPieces.describe([rows]))"
@@ -442,7 +457,8 @@ struct ChunkWorker {
                 return ChunkLoader.Outcome(inserted: done.inserted, updated: done.updated, steps: [:])
             }
             do {
-                let outcome = try current.load(data, rows: rows, name: chunk.file, sha256: chunk.sha256)
+                let outcome = try current.load(
+                    data, rows: rows, name: chunk.file, sha256: chunk.sha256, idBase: idBase)
                 context.progress.recordPiece()
                 return outcome
             } catch let error as PostgresError where error.isQueryCanceled {
