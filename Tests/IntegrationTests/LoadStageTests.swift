@@ -201,4 +201,31 @@ struct LoadStageTests {
             #expect(try f.count("SELECT min(id) FROM sensor_readings") == 1014)
         }
     }
+
+    @Test func indexesAreBuiltOnTwoSessionsAndTheKeyAttachedAgain() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 600))
+            _ = try await f.load()
+            let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
+            try f.db.exec("DROP INDEX sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
+            #expect(try schema.suspendUniqueKey(on: f.db, runID: 7))
+            // A duplicate written outside bems: the build stops with 65 and keeps the record.
+            try f.db.exec(
+                "INSERT INTO sensor_readings (\"timestamp\", sensor_id, floor_number) SELECT \"timestamp\", sensor_id,"
+                    + " floor_number FROM sensor_readings ORDER BY id LIMIT 1")
+            let refused = #expect(throws: PipelineError.self) {
+                try LoadStage.buildIndexes(schema: schema, db: f.db, database: f.target, logger: f.logger)
+            }
+            #expect(refused?.exitStatus == .dataError)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 1)
+            try f.db.exec("DELETE FROM sensor_readings WHERE id = (SELECT max(id) FROM sensor_readings)")
+            try LoadStage.buildIndexes(schema: schema, db: f.db, database: f.target, logger: f.logger)
+            #expect(try f.secondaryIndexCount() == 2)
+            #expect(try !f.uniqueKeyExists())  // a bare index until setup attaches it
+            try schema.setup(on: f.db)
+            #expect(try f.uniqueKeyExists())
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
+            #expect(try f.count("SELECT count(*) FROM pg_indexes WHERE tablename = 'sensor_readings' AND schemaname = current_schema()") == 4)
+        }
+    }
 }

@@ -342,6 +342,24 @@ package struct Schema: Sendable {
         }
     }
 
+    /// `CREATE UNIQUE INDEX <name> ON sensor_readings (sensor_id, "timestamp")` for a suspended key whose definition is
+    /// exactly that, so it can be built alongside the other indexes (a plain `CREATE INDEX` lock, where `ALTER TABLE
+    /// … ADD CONSTRAINT` would lock out the others); ``setup(on:)`` then attaches it as the constraint. `nil` when
+    /// no key is suspended or its definition has more to it.
+    package func suspendedKeyIndexSQL(on db: PGConnection) throws -> String? {
+        let s = try db.quoteIdentifier(ledgerSchema)
+        guard
+            try db.exec(
+                "SELECT to_regclass($1) IS NOT NULL", parameters: ["\(s).\(Self.suspendedKeysTable)"]
+            ).scalar() == "t",
+            let row = try db.exec(
+                "SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable) WHERE table_oid = to_regclass($1)::oid",
+                parameters: [Self.readingsTable]
+            ).rows.first, let name = row[0], row[1] == "UNIQUE (sensor_id, \"timestamp\")"
+        else { return nil }
+        return "CREATE UNIQUE INDEX IF NOT EXISTS \(try db.quoteIdentifier(name)) ON \(Self.readingsTable) (sensor_id, \"timestamp\")"
+    }
+
     /// Rebuilds a unique key ``suspendUniqueKey(on:runID:)`` recorded, unless the table has one again, and forgets
     /// the record. Runs first in ``setup(on:)``, inside its transaction.
     ///
@@ -361,7 +379,19 @@ package struct Schema: Sendable {
         ).rows
         guard let row = rows.first, let name = row[0], let definition = row[1] else { return }
         let key = Set(["sensor_id", "timestamp"])
-        if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
+        // Built beforehand as a bare index (``suspendedKeyIndexSQL(on:)``): attach it as the constraint again.
+        let prebuilt =
+            try db.exec(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                WHERE i.indrelid = $1::oid AND c.relname = $2 AND i.indisunique AND i.indisvalid
+                  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid))
+                """, parameters: [oid, name]
+            ).scalar() == "t"
+        if prebuilt {
+            let quoted = try db.quoteIdentifier(name)
+            try db.exec("ALTER TABLE \(Self.readingsTable) ADD CONSTRAINT \(quoted) UNIQUE USING INDEX \(quoted)")
+        } else if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
             let sql = "ALTER TABLE \(Self.readingsTable) ADD CONSTRAINT \(try db.quoteIdentifier(name)) \(definition)"
             let outcome = Result { () throws(PostgresError) in try db.exec(sql) }
             if case .failure(let error) = outcome {

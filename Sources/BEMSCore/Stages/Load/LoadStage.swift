@@ -207,6 +207,7 @@ package enum LoadStage {
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
+                try buildIndexes(schema: schema, db: db, database: database, logger: logger)
                 try schema.setup(on: db)
                 logger.info(
                     "secondary indexes rebuilt",
@@ -272,6 +273,42 @@ package enum LoadStage {
             chunksLoaded: pending.count, chunksSkipped: dedupe.chunks.count - pending.count,
             maxChunkSeconds: maxSeconds, pieces: pieces, splits: splits, verify: report, exitStatus: status,
             workers: workers, throttledSeconds: limits.throttledSeconds)
+    }
+
+    /// Builds a first load's indexes on two sessions at once: the unique key on this one, the floor btree and the
+    /// BRIN on a second. Each btree build already sorts with parallel workers, but writes the index alone; two
+    /// builds overlap those phases. ``Schema/setup(on:)`` afterwards attaches the key as the constraint and finds the
+    /// rest in place (it also builds whatever is still missing, one after the other).
+    static func buildIndexes(schema: Schema, db: PGConnection, database: DatabaseTarget, logger: Logger) throws {
+        guard let uniqueSQL = try schema.suspendedKeyIndexSQL(on: db) else { return }
+        let second = try database.connect(logger: logger)
+        final class Box: @unchecked Sendable {
+            // @unchecked: each connection is used by exactly one of the two iterations; errors under `lock`.
+            let connections: [PGConnection]
+            let statements: [[String]]
+            let lock = NSLock()
+            var errors: [any Error] = []
+            init(_ connections: [PGConnection], _ statements: [[String]]) {
+                self.connections = connections
+                self.statements = statements
+            }
+        }
+        let box = Box(
+            [db, second], [[uniqueSQL], [Schema.createReadingsFloorIndexSQL, Schema.createReadingsBRINIndexSQL]])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            do {
+                for sql in box.statements[i] { try box.connections[i].exec(sql) }
+            } catch {
+                box.lock.withLock { box.errors.append(error) }
+            }
+        }
+        if let error = box.errors.first {
+            if let e = error as? PostgresError, e.sqlState == "23505" {
+                // Duplicates: setup's rebuild says what to do (and keeps the record).
+                try schema.setup(on: db)
+            }
+            throw error
+        }
     }
 
     /// Loads chunks on up to `workers` connections; the first failure stops the others after their current piece
