@@ -167,7 +167,8 @@ import Testing
     @Test func readingRowWithIDHasEightFieldsIDFirst() throws {
         let sensor = try #require(SensorFields(sensorID: "f3_z1_ac4"))
         var withID = BinaryCopyEncoder()
-        withID.appendReading(id: 0x0102_0304_0506_0708, unixSeconds: 946_684_800, value: 10_000, status: .anomaly, sensor: sensor)
+        withID.appendReading(
+            id: 0x0102_0304_0506_0708, unixSeconds: 946_684_800, value: 10_000, status: .anomaly, sensor: sensor)
         var plain = BinaryCopyEncoder()
         plain.appendReading(unixSeconds: 946_684_800, value: 10_000, status: .anomaly, sensor: sensor)
         let expected: [UInt8] = [0, 8] + [0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8] + Array(plain.bytes.dropFirst(2))

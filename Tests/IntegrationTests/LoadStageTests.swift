@@ -188,10 +188,11 @@ struct LoadStageTests {
             #expect(try IDBlock.reserve(count: 1000, on: f.db) == 1)
             let other = try TestDatabase.connect()
             try other.exec("SET search_path TO \(f.schema)")
-            #expect(try other.exec("SELECT nextval(pg_get_serial_sequence('sensor_readings', 'id'))").scalar() == "1002")
+            let nextval = "SELECT nextval(pg_get_serial_sequence('sensor_readings', 'id'))"
+            #expect(try other.exec(nextval).scalar() == "1002")
             // A called sequence: the block starts after its last value; the increment is back to 1.
             #expect(try IDBlock.reserve(count: 10, on: f.db) == 1003)
-            #expect(try other.exec("SELECT nextval(pg_get_serial_sequence('sensor_readings', 'id'))").scalar() == "1013")
+            #expect(try other.exec(nextval).scalar() == "1013")
             #expect(try IDBlock.reserve(count: 0, on: f.db) == nil)
             // A first load takes its ids from one block: one range per chunk, in chunk order.
             try f.publishDedupe(LoadFixture.readings(minutes: 1500))
@@ -225,7 +226,10 @@ struct LoadStageTests {
             try schema.setup(on: f.db)
             #expect(try f.uniqueKeyExists())
             #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
-            #expect(try f.count("SELECT count(*) FROM pg_indexes WHERE tablename = 'sensor_readings' AND schemaname = current_schema()") == 4)
+            #expect(
+                try f.count(
+                    "SELECT count(*) FROM pg_indexes WHERE tablename = 'sensor_readings' AND schemaname = current_schema()"
+                ) == 4)
         }
     }
 }

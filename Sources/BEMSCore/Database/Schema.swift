@@ -357,7 +357,8 @@ package struct Schema: Sendable {
                 parameters: [Self.readingsTable]
             ).rows.first, let name = row[0], row[1] == "UNIQUE (sensor_id, \"timestamp\")"
         else { return nil }
-        return "CREATE UNIQUE INDEX IF NOT EXISTS \(try db.quoteIdentifier(name)) ON \(Self.readingsTable) (sensor_id, \"timestamp\")"
+        return "CREATE UNIQUE INDEX IF NOT EXISTS \(try db.quoteIdentifier(name)) ON \(Self.readingsTable)"
+            + " (sensor_id, \"timestamp\")"
     }
 
     /// Rebuilds a unique key ``suspendUniqueKey(on:runID:)`` recorded, unless the table has one again, and forgets

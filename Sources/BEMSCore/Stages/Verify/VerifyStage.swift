@@ -191,7 +191,8 @@ package enum VerifyStage {
                     """)
                 var bad: [Int] = []
                 for r in 0..<result.count {
-                    checkedDays.insert((result.string(row: r, col: 0) ?? "") + "|" + (result.string(row: r, col: 1) ?? ""))
+                    let sensor = result.string(row: r, col: 0) ?? ""
+                    checkedDays.insert(sensor + "|" + (result.string(row: r, col: 1) ?? ""))
                     if try result.bool(row: r, col: 6) == false { bad.append(r) }
                 }
                 // Each mismatch is attributed to a chunk of the run holding that sensor on that day, if any.
