@@ -18,7 +18,7 @@ endif
 # dev without a database URL (environment or .env.dev) uses the embedded PostgreSQL in $(WORK)/pg, which the
 # stage programs start themselves; staging and prod never do.
 
-.PHONY: all deps build demo test coverage bench clean clean-work sample stop-db
+.PHONY: all deps build demo test coverage bench bench-full clean clean-work sample stop-db
 all: build
 
 deps:
@@ -48,6 +48,10 @@ test: deps
 
 bench: deps
 	@bash Benchmarks/run.sh
+
+# The whole dataset against server-side COPY (under an hour, ~40 GB of disk; BENCH_FULL_START/END for less).
+bench-full: deps
+	@bash Benchmarks/full.sh
 
 clean-work:
 	-@bash stages/pg-embedded.sh stop $(WORK)/pg >/dev/null 2>&1

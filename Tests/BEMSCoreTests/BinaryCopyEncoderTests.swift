@@ -162,3 +162,44 @@ import Testing
         withUnsafeBytes(of: value.bigEndian) { Array($0) }
     }
 }
+
+@Suite struct ReadingWithIDTests {
+    @Test func readingRowWithIDHasEightFieldsIDFirst() throws {
+        let sensor = try #require(SensorFields(sensorID: "f3_z1_ac4"))
+        var withID = BinaryCopyEncoder()
+        withID.appendReading(
+            id: 0x0102_0304_0506_0708, unixSeconds: 946_684_800, value: 10_000, status: .anomaly, sensor: sensor)
+        var plain = BinaryCopyEncoder()
+        plain.appendReading(unixSeconds: 946_684_800, value: 10_000, status: .anomaly, sensor: sensor)
+        let expected: [UInt8] = [0, 8] + [0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8] + Array(plain.bytes.dropFirst(2))
+        #expect(withID.bytes == expected)
+        #expect(
+            BinaryCopyEncoder.copyReadingsWithIDSQL(table: "sensor_readings")
+                == "COPY sensor_readings (\"id\", \"timestamp\", \"sensor_id\", \"floor_number\", \"equipment_type\", "
+                + "\"reading_value\", \"unit\", \"status\") FROM STDIN (FORMAT binary)")
+    }
+
+    @Test(arguments: [
+        ("{}", [Range<Int64>]()),
+        ("{[1,40001)}", [1..<40001]),
+        ("{[-5,-2),[7,9),[10,11)}", [-5..<(-2), 7..<9, 10..<11]),
+    ])
+    func multirangeTextParses(_ c: (String, [Range<Int64>])) throws {
+        #expect(try ChunkLoader.parseMultirange(c.0) == c.1)
+    }
+
+    @Test(arguments: ["", "[1,2)", "{[1,2]}", "{(1,2)}", "{[2,1)}", "{[a,2)}", "{[1,2),}x"])
+    func malformedMultirangeIsRejected(_ text: String) {
+        #expect(throws: PipelineError.self) { try ChunkLoader.parseMultirange(text) }
+    }
+}
+
+@Suite struct IDBlockTests {
+    @Test func insertRowsBecomeMergedRanges() {
+        #expect(IDBlock.multirange(base: 100, rows: 0..<5) { _ in true } == "{[100,105)}")
+        #expect(IDBlock.multirange(base: 100, rows: 2..<5) { _ in true } == "{[102,105)}")
+        #expect(IDBlock.multirange(base: 100, rows: 0..<6) { $0 != 2 && $0 != 3 } == "{[100,102),[104,106)}")
+        #expect(IDBlock.multirange(base: 7, rows: 0..<3) { _ in false } == "{}")
+        #expect(IDBlock.multirange(base: 7, rows: 0..<0) { _ in true } == "{}")
+    }
+}

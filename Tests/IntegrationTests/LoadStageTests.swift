@@ -120,4 +120,116 @@ struct LoadStageTests {
             #expect(second.lines.first == "exists  sensor_readings")
         }
     }
+
+    @Test func firstLoadSuspendsTheUniqueKeyAndRebuildsItAfter() async throws {
+        try await withLoadFixture { f in
+            let readings = LoadFixture.readings(minutes: 1500)
+            try f.publishDedupe(readings)
+            let result = try await f.load()
+            #expect(result.verify?.passed == true)
+            #expect(try f.tableContent() == f.expectedContent())
+            #expect(try f.uniqueKeyExists())
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
+            // Every row's id is in its chunk's ledger ranges, taken from the sequence before the COPY.
+            #expect(
+                try f.count(
+                    """
+                    SELECT count(*) FROM sensor_readings s
+                    WHERE NOT EXISTS (SELECT 1 FROM loaded_chunks c WHERE s.id <@ c.inserted_ids)
+                    """) == 0)
+            #expect(
+                try f.count("SELECT coalesce(sum(upper(r) - lower(r)), 0) FROM loaded_chunks, unnest(inserted_ids) r")
+                    == readings.count)
+            // A later load keeps it (the table is not empty), and a duplicate is refused by the key again.
+            try f.db.exec(
+                "INSERT INTO sensor_readings (\"timestamp\", sensor_id, floor_number) SELECT \"timestamp\", sensor_id,"
+                    + " floor_number FROM sensor_readings LIMIT 1 ON CONFLICT DO NOTHING")
+            #expect(try f.count("SELECT count(*) FROM sensor_readings") == readings.count)
+        }
+    }
+
+    @Test func aSuspendedKeyIsRebuiltBySetupAndDuplicatesStopIt() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 600))
+            _ = try await f.load()
+            let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
+            // As a first load killed after suspending the key: the record stays, verify names the reason.
+            #expect(try schema.suspendUniqueKey(on: f.db, runID: 42))
+            #expect(try !f.uniqueKeyExists())
+            let error = #expect(throws: SchemaError.self) { try schema.verify(on: f.db) }
+            #expect(error?.description.contains("suspended by a first load (ledger run 42)") == true)
+            // A duplicate written meanwhile outside bems: setup cannot rebuild the key, says why, keeps the record.
+            try f.db.exec(
+                "INSERT INTO sensor_readings (\"timestamp\", sensor_id, floor_number) SELECT \"timestamp\", sensor_id,"
+                    + " floor_number FROM sensor_readings ORDER BY id LIMIT 1")
+            let refused = #expect(throws: PipelineError.self) { try schema.setup(on: f.db) }
+            #expect(refused?.exitStatus == .dataError)
+            #expect(refused?.message.contains("duplicate (sensor_id, \"timestamp\") rows") == true)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 1)
+            // Once removed, setup rebuilds the key under its name and forgets the record.
+            try f.db.exec("DELETE FROM sensor_readings WHERE id = (SELECT max(id) FROM sensor_readings)")
+            try schema.setup(on: f.db)
+            #expect(try f.uniqueKeyExists())
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
+            try schema.verify(on: f.db)
+            // A key that is a bare unique index (created by the application) is not suspended.
+            try f.db.exec("ALTER TABLE sensor_readings DROP CONSTRAINT sensor_readings_sensor_id_timestamp_key")
+            try f.db.exec("CREATE UNIQUE INDEX app_key ON sensor_readings (sensor_id, \"timestamp\")")
+            #expect(try !schema.suspendUniqueKey(on: f.db, runID: 43))
+            #expect(try f.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'app_key'") == 1)
+        }
+    }
+
+    @Test func idBlockIsReservedWholeAndOthersContinueAfterIt() async throws {
+        try await withLoadFixture { f in
+            let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
+            try schema.setup(on: f.db)
+            // A sequence never called: the block starts at its start value.
+            #expect(try IDBlock.reserve(count: 1000, on: f.db) == 1)
+            let other = try TestDatabase.connect()
+            try other.exec("SET search_path TO \(f.schema)")
+            let nextval = "SELECT nextval(pg_get_serial_sequence('sensor_readings', 'id'))"
+            #expect(try other.exec(nextval).scalar() == "1002")
+            // A called sequence: the block starts after its last value; the increment is back to 1.
+            #expect(try IDBlock.reserve(count: 10, on: f.db) == 1003)
+            #expect(try other.exec(nextval).scalar() == "1013")
+            #expect(try IDBlock.reserve(count: 0, on: f.db) == nil)
+            // A first load takes its ids from one block: one range per chunk, in chunk order.
+            try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            let result = try await f.load()
+            #expect(result.verify?.passed == true)
+            #expect(try f.count("SELECT count(*) FROM loaded_chunks WHERE inserted_ids::text LIKE '%),[%'") == 0)
+            #expect(try f.count("SELECT min(id) FROM sensor_readings") == 1014)
+        }
+    }
+
+    @Test func indexesAreBuiltOnTwoSessionsAndTheKeyAttachedAgain() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 600))
+            _ = try await f.load()
+            let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
+            try f.db.exec("DROP INDEX sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
+            #expect(try schema.suspendUniqueKey(on: f.db, runID: 7))
+            // A duplicate written outside bems: the build stops with 65 and keeps the record.
+            try f.db.exec(
+                "INSERT INTO sensor_readings (\"timestamp\", sensor_id, floor_number) SELECT \"timestamp\", sensor_id,"
+                    + " floor_number FROM sensor_readings ORDER BY id LIMIT 1")
+            let refused = #expect(throws: PipelineError.self) {
+                try LoadStage.buildIndexes(schema: schema, db: f.db, database: f.target, logger: f.logger)
+            }
+            #expect(refused?.exitStatus == .dataError)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 1)
+            try f.db.exec("DELETE FROM sensor_readings WHERE id = (SELECT max(id) FROM sensor_readings)")
+            try LoadStage.buildIndexes(schema: schema, db: f.db, database: f.target, logger: f.logger)
+            #expect(try f.secondaryIndexCount() == 2)
+            #expect(try !f.uniqueKeyExists())  // a bare index until setup attaches it
+            try schema.setup(on: f.db)
+            #expect(try f.uniqueKeyExists())
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
+            #expect(
+                try f.count(
+                    "SELECT count(*) FROM pg_indexes WHERE tablename = 'sensor_readings' AND schemaname = current_schema()"
+                ) == 4)
+        }
+    }
 }

@@ -211,6 +211,15 @@ final class LoadFixture {
             """)
     }
 
+    /// Whether `sensor_readings` has its `(sensor_id, "timestamp")` unique constraint.
+    func uniqueKeyExists() throws -> Bool {
+        try count(
+            """
+            SELECT count(*) FROM pg_constraint
+            WHERE conrelid = to_regclass('sensor_readings') AND conname = 'sensor_readings_sensor_id_timestamp_key'
+            """) == 1
+    }
+
     func count(_ sql: String) throws -> Int {
         Int(try db.exec(sql).scalarInt64() ?? -1)
     }

@@ -24,6 +24,8 @@ struct VerifyTests {
             #expect(m.kind == "sensor-day")
             #expect(m.sensorID == "f2_z1_light")
             #expect(m.day == "2019-01-01")  // 01:10 UTC is 08:10 in Bangkok
+            // The run is the whole table, so it was checked in one scan; the mismatch still names its chunk.
+            #expect(m.chunk?.contains("f2-2019-01-01") == true)
 
             // A deleted row is reported too (count and sum), on another sensor.
             try f.db.exec(
@@ -33,6 +35,27 @@ struct VerifyTests {
             let saved = try AtomicFile.readJSON(
                 VerifyReport.self, from: f.work.runDirectory(.load, result.manifest!.runID) + "/verify.json")
             #expect(saved.mismatches.count == 2)
+        }
+    }
+
+    @Test func aSmallLaterRunIsCheckedPerChunkAndReportsATamperedRow() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            _ = try await f.load()
+            // 60 new minutes on top: a run far smaller than the table, checked by range reads per chunk.
+            try f.publishDedupe(LoadFixture.readings(minutes: 1560).filter { $0.ts >= 1_546_304_400 + 1500 * 60 })
+            let second = try await f.load()
+            #expect(second.inserted == 6 * 60)
+            #expect(second.verify?.passed == true)
+            try f.db.exec(
+                """
+                UPDATE sensor_readings SET reading_value = reading_value - 0.0001
+                WHERE sensor_id = 'f1_z1_ac1' AND "timestamp" = to_timestamp(1546304400 + 1530 * 60)
+                """)
+            let report = try f.verify()
+            #expect(report.mismatches.count == 1)
+            #expect(report.mismatches.first?.sensorID == "f1_z1_ac1")
+            #expect(report.mismatches.first?.chunk != nil)
         }
     }
 

@@ -239,6 +239,33 @@ package struct BinaryCopyEncoder: ~Copyable {
         return "COPY \(table) (\(columns)) FROM STDIN (FORMAT binary)"
     }
 
+    /// `COPY <table> (id, timestamp, sensor_id, …) FROM STDIN (FORMAT binary)` for rows built by
+    /// ``appendReading(id:unixSeconds:value:status:sensor:)``: the ids are taken from the sequence beforehand.
+    package static func copyReadingsWithIDSQL(table: String) -> String {
+        let columns = (["id"] + readingColumns).map { "\"\($0)\"" }.joined(separator: ", ")
+        return "COPY \(table) (\(columns)) FROM STDIN (FORMAT binary)"
+    }
+
+    /// Appends one `sensor_readings` row with its `id` (8 fields: `id`, then ``readingColumns`` order).
+    @inline(__always)
+    package mutating func appendReading(
+        id: Int64,
+        unixSeconds: Int64,
+        value: Int64?,
+        status: ReadingStatus,
+        sensor: SensorFields
+    ) {
+        appendTupleHeader(fieldCount: 8)
+        appendInt64(id)
+        appendTimestamptz(unixSeconds: unixSeconds)
+        append(sensor.identity)
+        if let value { appendNumeric(scaled: value) } else { appendNull() }
+        switch status {
+        case .normal: append(sensor.unitAndNormal)
+        case .anomaly: append(sensor.unitAndAnomaly)
+        }
+    }
+
     /// Appends one `sensor_readings` row (7 fields, in ``readingColumns`` order).
     ///
     /// - Parameters:

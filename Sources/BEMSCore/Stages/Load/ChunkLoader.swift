@@ -26,6 +26,15 @@ struct ChunkLoader {
     let runID: Int64
     let logger: Logger
     private var sensorFields: [String: SensorFields] = [:]
+    /// The sequence behind `sensor_readings.id` (`pg_get_serial_sequence`), from which inserts take their ids
+    /// before the COPY; `nil` when the column has none (the ids are then read back after the COPY).
+    let idSequence: String?
+    /// The table held no readings when this load run started (first load): a sensor-day missing from
+    /// `sensor_day_stats` then holds only this run's readings, so its statistics come from the chunk alone instead of
+    /// being read back from the table.
+    var startedEmpty = false
+    /// Bangkok (building) day of each 15-minute bucket seen so far (`bucket * 900` seconds → `YYYY-MM-DD`).
+    private var bucketDays: [Int64: String] = [:]
     /// Rate limits (`environments.<env>.rateLimit`): taken per COPY buffer, rows and bytes, before it is sent.
     var limits = LoadRateLimits()
     /// Counts the bytes sent, for the progress line and the bandwidth figures.
@@ -48,6 +57,9 @@ struct ChunkLoader {
         self.ledger = ledger
         self.runID = runID
         self.logger = logger
+        idSequence = try db.exec(
+            "SELECT pg_get_serial_sequence($1, 'id')", parameters: [Schema.readingsTable]
+        ).scalar()
         try db.exec(
             """
             CREATE TEMP TABLE IF NOT EXISTS \(Self.stagingTable) (
@@ -81,7 +93,11 @@ struct ChunkLoader {
     /// - Throws: ``PipelineError`` 65 when the database changed since dedupe (a unique violation on insert, or an
     ///   update whose previous value no longer matches); ``PostgresError`` for other database failures (`57014` when
     ///   a statement hit the statement timeout). The piece's transaction is rolled back in every case.
-    mutating func load(_ data: ChunkData, rows: Range<Int>, name: String, sha256: String) throws -> Outcome {
+    /// - Parameter idBase: The id of the chunk's row 0 in a block reserved for the run (``IDBlock``): row `i` inserts
+    ///   with id `idBase + i`. Without it the ids are taken from the sequence per piece.
+    mutating func load(
+        _ data: ChunkData, rows: Range<Int>, name: String, sha256: String, idBase: Int64? = nil
+    ) throws -> Outcome {
         let n = rows.count
         let actions = data.actions
         var insertCount = 0
@@ -116,21 +132,63 @@ struct ChunkLoader {
             // 1. Inserts.
             var insertedIDs = "{}"
             if insertCount > 0 {
+                // The ids come from the table's sequence before the COPY, in one statement (as many as the
+                // COPY's column default would take), so the ledger knows them without reading the rows back.
+                var ids: [Range<Int64>] = []
+                if let idBase {
+                    insertedIDs = IDBlock.multirange(base: idBase, rows: rows) { (actions?[$0] ?? .insert) == .insert }
+                    ids = try Self.parseMultirange(insertedIDs)
+                } else if let idSequence {
+                    insertedIDs =
+                        try db.exec(
+                            """
+                            WITH s AS (SELECT nextval($1::regclass) AS v FROM generate_series(1, $2::int))
+                            SELECT CASE WHEN max(v) - min(v) + 1 = count(*)
+                                        THEN int8multirange(int8range(min(v), max(v) + 1))::text
+                                        ELSE (SELECT range_agg(int8range(v, v + 1))::text FROM s) END
+                            FROM s
+                            """,
+                            parameters: [idSequence, String(insertCount)]
+                        ).scalar() ?? "{}"
+                    ids = try Self.parseMultirange(insertedIDs)
+                    guard ids.reduce(0, { $0 + $1.count }) == insertCount else {
+                        throw PipelineError.data(
+                            "chunk \(name): took \(insertCount) ids from \(idSequence) but got \(insertedIDs)")
+                    }
+                    lap("ids")
+                }
                 var encoder = BinaryCopyEncoder()
-                var copy = try db.copyIn(BinaryCopyEncoder.copyReadingsSQL(table: Schema.readingsTable))
+                let explicitIDs = idBase != nil || idSequence != nil
+                var copy = try db.copyIn(
+                    !explicitIDs
+                        ? BinaryCopyEncoder.copyReadingsSQL(table: Schema.readingsTable)
+                        : BinaryCopyEncoder.copyReadingsWithIDSQL(table: Schema.readingsTable))
                 encoder.appendHeader()
                 var sensorsWithInserts = Set<UInt32>()
                 var pendingRows = 0
                 var minTS = Int64.max
                 var maxTS = Int64.min
+                var range = 0
+                var nextID = ids.first?.lowerBound ?? 0
                 for i in rows where (actions?[i] ?? .insert) == .insert {
                     let s = data.sensorIndexes[i]
                     let t = data.timestamps[i]
-                    sensorsWithInserts.insert(s)
-                    minTS = min(minTS, t)
-                    maxTS = max(maxTS, t)
-                    encoder.appendReading(
-                        unixSeconds: t, value: data.values[i], status: data.statuses[i], sensor: fields[Int(s)])
+                    if explicitIDs {
+                        if nextID == ids[range].upperBound {
+                            range += 1
+                            nextID = ids[range].lowerBound
+                        }
+                        encoder.appendReading(
+                            id: nextID, unixSeconds: t, value: data.values[i], status: data.statuses[i],
+                            sensor: fields[Int(s)])
+                        nextID += 1
+                    } else {
+                        sensorsWithInserts.insert(s)
+                        minTS = min(minTS, t)
+                        maxTS = max(maxTS, t)
+                        encoder.appendReading(
+                            unixSeconds: t, value: data.values[i], status: data.statuses[i], sensor: fields[Int(s)])
+                    }
                     pendingRows += 1
                     throttle(rows: &pendingRows, encoder: encoder)
                     try encoder.flushIfNeeded(to: &copy)
@@ -138,8 +196,9 @@ struct ChunkLoader {
                 encoder.appendTrailer()
                 throttle(rows: &pendingRows, encoder: encoder, force: true)
                 try encoder.flush(to: &copy)
+                let copied: Int
                 do {
-                    try copy.finish()
+                    copied = try copy.finish()
                 } catch let error as PostgresError where error.sqlState == "23505" {
                     logger.debug(
                         "unique violation", metadata: ["chunk": "\(name)", "pg.detail": "\(error.detail ?? "")"])
@@ -148,25 +207,34 @@ struct ChunkLoader {
                             + "rerun bems-dedupe, then bems-load")
                 }
                 lap("copy")
-                // 2. Ids of the rows this transaction inserted.
-                let sensors = sensorsWithInserts.sorted().map { data.sensorIDs[Int($0)] }
-                let r = try db.exec(
-                    """
-                    SELECT count(*), coalesce(range_agg(int8range(id, id + 1)), '{}'::int8multirange)::text
-                    FROM \(Schema.readingsTable)
-                    WHERE sensor_id = ANY($1::varchar[])
-                      AND "timestamp" BETWEEN to_timestamp($2::bigint) AND to_timestamp($3::bigint)
-                      AND xmin = pg_current_xact_id()::xid
-                    """,
-                    parameters: [pgArray(sensors), String(minTS), String(maxTS)])
-                let found = try r.int(row: 0, col: 0) ?? 0
-                guard found == insertCount else {
-                    throw PipelineError.data(
-                        "chunk \(name): inserted \(insertCount) readings but found \(found) (a trigger or rule on "
-                            + "\(Schema.readingsTable)?)")
+                if explicitIDs {
+                    // COPY counts the rows it stored: a trigger or rule that drops rows shows here.
+                    guard copied == insertCount else {
+                        throw PipelineError.data(
+                            "chunk \(name): inserted \(insertCount) readings but COPY stored \(copied) (a trigger or "
+                                + "rule on \(Schema.readingsTable)?)")
+                    }
+                } else {
+                    // 2. Without a sequence: the ids of the rows this transaction inserted, read back.
+                    let sensors = sensorsWithInserts.sorted().map { data.sensorIDs[Int($0)] }
+                    let r = try db.exec(
+                        """
+                        SELECT count(*), coalesce(range_agg(int8range(id, id + 1)), '{}'::int8multirange)::text
+                        FROM \(Schema.readingsTable)
+                        WHERE sensor_id = ANY($1::varchar[])
+                          AND "timestamp" BETWEEN to_timestamp($2::bigint) AND to_timestamp($3::bigint)
+                          AND xmin = pg_current_xact_id()::xid
+                        """,
+                        parameters: [pgArray(sensors), String(minTS), String(maxTS)])
+                    let found = try r.int(row: 0, col: 0) ?? 0
+                    guard found == insertCount else {
+                        throw PipelineError.data(
+                            "chunk \(name): inserted \(insertCount) readings but found \(found) (a trigger or rule on "
+                                + "\(Schema.readingsTable)?)")
+                    }
+                    insertedIDs = r.string(row: 0, col: 1) ?? "{}"
+                    lap("ids")
                 }
-                insertedIDs = r.string(row: 0, col: 1) ?? "{}"
-                lap("ids")
             }
 
             // 3. Ledger row.
@@ -258,42 +326,87 @@ struct ChunkLoader {
     /// Adds the chunk's count and value-sum deltas to `sensor_day_stats`, creating missing sensor-days from the table.
     /// Concurrent workers may touch the same sensor-day (chunks that straddle a day): a stats row created by another
     /// transaction meanwhile is detected by ON CONFLICT, which then adds this chunk's delta to it.
-    private func applyStats(_ data: ChunkData, rows: Range<Int>, tz: String, q: String) throws {
+    ///
+    /// The deltas are summed here per sensor and building day: rows are grouped by 15-minute bucket (every time zone
+    /// offset is a multiple of 15 minutes, so a bucket lies in one local day), the buckets' days come from the server
+    /// (`AT TIME ZONE`, cached per loader), and the statement gets one row per sensor-day. On a first load
+    /// (``startedEmpty``) a new sensor-day's statistics are the deltas themselves; otherwise they are read from the
+    /// table, which may hold readings bems did not load.
+    private mutating func applyStats(_ data: ChunkData, rows: Range<Int>, tz: String, q: String) throws {
         struct Key: Hashable {
             var sensor: UInt32
             var bucket: Int64
         }
         var deltas: [Key: (count: Int64, sum: Int64)] = [:]
+        // Chunks are in (sensor, timestamp) order: accumulate runs of one key, touch the dictionary once per run.
+        var current: Key?
+        var run: (count: Int64, sum: Int64) = (0, 0)
+        func close() {
+            if let current {
+                let d = deltas[current] ?? (0, 0)
+                deltas[current] = (d.count + run.count, d.sum + run.sum)
+            }
+        }
         for i in rows {
             let t = data.timestamps[i]
             let key = Key(sensor: data.sensorIndexes[i], bucket: t >= 0 ? t / 900 : (t - 899) / 900)
-            var d = deltas[key] ?? (0, 0)
-            if (data.actions?[i] ?? .insert) == .insert {
-                d.count += 1
-                d.sum += data.values[i]
-            } else {
-                d.sum += data.values[i] - (data.previousValues?[i] ?? 0)
+            if key != current {
+                close()
+                current = key
+                run = (0, 0)
             }
-            deltas[key] = d
+            if (data.actions?[i] ?? .insert) == .insert {
+                run.count += 1
+                run.sum += data.values[i]
+            } else {
+                run.sum += data.values[i] - (data.previousValues?[i] ?? 0)
+            }
         }
+        close()
         guard !deltas.isEmpty else { return }
+        let missing = Set(deltas.keys.map(\.bucket)).filter { bucketDays[$0] == nil }.sorted()
+        if !missing.isEmpty {
+            let r = try db.exec(
+                "SELECT (to_timestamp(b * 900) AT TIME ZONE \(tz))::date::text FROM unnest($1::int8[]) WITH ORDINALITY u(b, n) ORDER BY n",
+                parameters: [pgArray(missing)])
+            guard r.count == missing.count else { throw PipelineError.data("day lookup returned \(r.count) rows") }
+            for (n, bucket) in missing.enumerated() { bucketDays[bucket] = r.string(row: n, col: 0) ?? "" }
+        }
+        struct DayKey: Hashable {
+            var sensor: UInt32
+            var day: String
+        }
+        var perDay: [DayKey: (count: Int64, sum: Int64)] = [:]
+        for (k, v) in deltas {
+            let key = DayKey(sensor: k.sensor, day: bucketDays[k.bucket] ?? "")
+            let d = perDay[key] ?? (0, 0)
+            perDay[key] = (d.count + v.count, d.sum + v.sum)
+        }
         var sensors: [String] = []
-        var buckets: [Int64] = []
+        var days: [String] = []
         var counts: [Int64] = []
         var sums: [Int64] = []
-        for (k, v) in deltas {
+        for (k, v) in perDay.sorted(by: { ($0.key.sensor, $0.key.day) < ($1.key.sensor, $1.key.day) }) {
             sensors.append(data.sensorIDs[Int(k.sensor)])
-            buckets.append(k.bucket * 900)
+            days.append(k.day)
             counts.append(v.count)
             sums.append(v.sum)
         }
+        let fresh =
+            startedEmpty
+            ? "SELECT d.c AS c, d.v AS v"
+            : """
+            SELECT count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
+                FROM \(Schema.readingsTable) r
+                WHERE r.sensor_id = d.sensor_id
+                  AND r."timestamp" >= (d.day::timestamp AT TIME ZONE \(tz))
+                  AND r."timestamp" < ((d.day + 1)::timestamp AT TIME ZONE \(tz))
+            """
         try db.exec(
             """
             WITH d AS (
-                SELECT u.sensor_id, (to_timestamp(u.b) AT TIME ZONE \(tz))::date AS day,
-                       sum(u.c)::bigint AS c, sum(u.v)::numeric * 0.0001 AS v
-                FROM unnest($1::varchar[], $2::int8[], $3::int8[], $4::int8[]) AS u(sensor_id, b, c, v)
-                GROUP BY 1, 2
+                SELECT u.sensor_id, u.day, u.c, u.v::numeric * 0.0001 AS v
+                FROM unnest($1::varchar[], $2::date[], $3::int8[], $4::int8[]) AS u(sensor_id, day, c, v)
             ), upd AS (
                 UPDATE \(q).sensor_day_stats s
                 SET reading_count = s.reading_count + d.c, value_sum = s.value_sum + d.v
@@ -303,13 +416,7 @@ struct ChunkLoader {
             INSERT INTO \(q).sensor_day_stats (sensor_id, day, reading_count, value_sum)
             SELECT d.sensor_id, d.day, a.c, a.v
             FROM d
-            CROSS JOIN LATERAL (
-                SELECT count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
-                FROM \(Schema.readingsTable) r
-                WHERE r.sensor_id = d.sensor_id
-                  AND r."timestamp" >= (d.day::timestamp AT TIME ZONE \(tz))
-                  AND r."timestamp" < ((d.day + 1)::timestamp AT TIME ZONE \(tz))
-            ) a
+            CROSS JOIN LATERAL (\(fresh)) a
             WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.sensor_id = d.sensor_id AND upd.day = d.day)
             ORDER BY d.sensor_id, d.day
             ON CONFLICT (sensor_id, day) DO UPDATE
@@ -318,6 +425,26 @@ struct ChunkLoader {
                     value_sum = \(q).sensor_day_stats.value_sum + (SELECT d.v FROM d
                         WHERE d.sensor_id = excluded.sensor_id AND d.day = excluded.day)
             """,
-            parameters: [pgArray(sensors), pgArray(buckets), pgArray(counts), pgArray(sums)])
+            parameters: [pgArray(sensors), pgArray(days), pgArray(counts), pgArray(sums)])
+    }
+
+    /// Parses an `int8multirange` in PostgreSQL's output form (`{[1,5),[9,12)}`, `{}`) into half-open ranges.
+    ///
+    /// - Throws: ``PipelineError`` 65 for any other text.
+    static func parseMultirange(_ text: String) throws -> [Range<Int64>] {
+        let bad = PipelineError.data("not an int8multirange: \(text.prefix(80))")
+        guard text.hasPrefix("{"), text.hasSuffix("}") else { throw bad }
+        let body = text.dropFirst().dropLast()
+        guard !body.isEmpty else { return [] }
+        var result: [Range<Int64>] = []
+        for part in body.split(separator: ")", omittingEmptySubsequences: true) {
+            var p = Substring(part)
+            if p.hasPrefix(",") { p = p.dropFirst() }
+            guard p.hasPrefix("[") else { throw bad }
+            let bounds = p.dropFirst().split(separator: ",", omittingEmptySubsequences: false)
+            guard bounds.count == 2, let lo = Int64(bounds[0]), let hi = Int64(bounds[1]), lo < hi else { throw bad }
+            result.append(lo..<hi)
+        }
+        return result
     }
 }

@@ -126,7 +126,7 @@ package enum LoadStage {
 
         let committed = try ledger.committedPieces(
             names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
-        let pending = dedupe.chunks.compactMap { chunk -> PendingChunk? in
+        var pending = dedupe.chunks.compactMap { chunk -> PendingChunk? in
             guard let coverage = committed[LoadLedger.key(name: chunk.file, sha256: chunk.sha256)] else {
                 return PendingChunk(record: chunk, gaps: [0..<chunk.rows])
             }
@@ -163,14 +163,25 @@ package enum LoadStage {
 
         let schema = Schema(timeZone: options.config.timeZone, ledgerSchema: options.ledgerSchema)
         var droppedIndexes = false
-        if options.dropIndexesOnFirstLoad, pending.count > 1,
-            try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t",
-            try DatabaseSetup.ownsReadings(on: db)
-        {
+        // Empty at the start, under the advisory lock: a first load (see ChunkLoader.startedEmpty).
+        let startedEmpty = try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t"
+        if options.dropIndexesOnFirstLoad, pending.count > 1, startedEmpty, try DatabaseSetup.ownsReadings(on: db) {
             try db.exec(
                 "DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
             droppedIndexes = true
-            logger.info("first load: secondary indexes dropped, rebuilt after the last chunk")
+            let suspended = try schema.suspendUniqueKey(on: db, runID: ledgerRunID)
+            logger.info(
+                "first load: secondary indexes dropped, rebuilt after the last chunk",
+                metadata: ["unique.key": "\(suspended ? "suspended" : "kept")"])
+        }
+        // Ids for every row of the pending chunks in one block (one short transaction), so that no chunk calls
+        // nextval per row; without ownership of the sequence each piece takes its own.
+        if let first = try IDBlock.reserve(count: pending.reduce(0) { $0 + $1.record.rows }, on: db) {
+            var next = first
+            for i in pending.indices {
+                pending[i].idBase = next
+                next += Int64(pending[i].record.rows)
+            }
         }
         // Connections: never more than the environment's cap (this session included), never above 80% of the
         // server's max_connections counting everyone's; at the limit, wait for room.
@@ -197,10 +208,11 @@ package enum LoadStage {
                     directory: dedupeDir, database: database, ledger: ledger, ledgerRunID: ledgerRunID,
                     lockSession: LockSession(db: db), progress: progress,
                     minPieceRows: options.config.load.minPieceRows, limits: limits,
-                    stageProgress: options.progress, logger: logger))
+                    stageProgress: options.progress, startedEmpty: startedEmpty, logger: logger))
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
+                try buildIndexes(schema: schema, db: db, database: database, logger: logger)
                 try schema.setup(on: db)
                 logger.info(
                     "secondary indexes rebuilt",
@@ -268,6 +280,42 @@ package enum LoadStage {
             workers: workers, throttledSeconds: limits.throttledSeconds)
     }
 
+    /// Builds a first load's indexes on two sessions at once: the unique key on this one, the floor btree and the
+    /// BRIN on a second. Each btree build already sorts with parallel workers, but writes the index alone; two
+    /// builds overlap those phases. ``Schema/setup(on:)`` afterwards attaches the key as the constraint and finds the
+    /// rest in place (it also builds whatever is still missing, one after the other).
+    static func buildIndexes(schema: Schema, db: PGConnection, database: DatabaseTarget, logger: Logger) throws {
+        guard let uniqueSQL = try schema.suspendedKeyIndexSQL(on: db) else { return }
+        let second = try database.connect(logger: logger)
+        final class Box: @unchecked Sendable {
+            // @unchecked: each connection is used by exactly one of the two iterations; errors under `lock`.
+            let connections: [PGConnection]
+            let statements: [[String]]
+            let lock = NSLock()
+            var errors: [any Error] = []
+            init(_ connections: [PGConnection], _ statements: [[String]]) {
+                self.connections = connections
+                self.statements = statements
+            }
+        }
+        let box = Box(
+            [db, second], [[uniqueSQL], [Schema.createReadingsFloorIndexSQL, Schema.createReadingsBRINIndexSQL]])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            do {
+                for sql in box.statements[i] { try box.connections[i].exec(sql) }
+            } catch {
+                box.lock.withLock { box.errors.append(error) }
+            }
+        }
+        if let error = box.errors.first {
+            if let e = error as? PostgresError, e.sqlState == "23505" {
+                // Duplicates: setup's rebuild says what to do (and keeps the record).
+                try schema.setup(on: db)
+            }
+            throw error
+        }
+    }
+
     /// Loads chunks on up to `workers` connections; the first failure stops the others after their current piece
     /// (whose transaction either committed whole or rolled back whole).
     static func loadChunks(_ chunks: [PendingChunk], workers: Int, context: LoadContext) throws {
@@ -298,6 +346,8 @@ package enum LoadStage {
 struct PendingChunk: Sendable {
     var record: ChunkRecord
     var gaps: [Range<Int>]
+    /// The id of the chunk's row 0 in the run's reserved block (``IDBlock``), if one was reserved.
+    var idBase: Int64?
 }
 
 /// What the load workers share.
@@ -314,6 +364,8 @@ struct LoadContext: Sendable {
     var limits: LoadRateLimits
     /// The progress line, chunk timings and bytes sent.
     var stageProgress = StageProgress.silent
+    /// The table was empty when the run started (``ChunkLoader/startedEmpty``).
+    var startedEmpty = false
     var logger: Logger
 }
 
@@ -354,7 +406,7 @@ struct ChunkWorker {
         }
         var outcome = ChunkLoader.Outcome()
         for gap in chunk.gaps {
-            outcome = outcome + (try loadPiece(data, chunk: record, rows: gap))
+            outcome = outcome + (try loadPiece(data, chunk: record, rows: gap, idBase: chunk.idBase))
         }
         let seconds = Date().timeIntervalSince(t0)
         context.progress.record(inserted: outcome.inserted, updated: outcome.updated, seconds: seconds)
@@ -375,9 +427,11 @@ struct ChunkWorker {
     ///
     /// - Throws: ``PipelineError`` 69 when a piece at the floor still times out (pieces committed so far stay
     ///   committed, and a rerun loads only the rest).
-    mutating func loadPiece(_ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>) throws -> ChunkLoader.Outcome {
+    mutating func loadPiece(
+        _ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>, idBase: Int64? = nil
+    ) throws -> ChunkLoader.Outcome {
         do {
-            return try loadRetrying(data, chunk: chunk, rows: rows)
+            return try loadRetrying(data, chunk: chunk, rows: rows, idBase: idBase)
         } catch let timeout as PieceTimedOut {
             let timeoutSetting =
                 context.database.statementTimeoutMilliseconds.map { "statement_timeout \($0) ms" }
@@ -399,8 +453,8 @@ struct ChunkWorker {
                     "halves": "\(first.count)+\(second.count)", "timeout": "\(timeoutSetting)",
                     "pg.sqlstate": "\(timeout.error.sqlState ?? "")",
                 ])
-            let a = try loadPiece(data, chunk: chunk, rows: first)
-            return a + (try loadPiece(data, chunk: chunk, rows: second))
+            let a = try loadPiece(data, chunk: chunk, rows: first, idBase: idBase)
+            return a + (try loadPiece(data, chunk: chunk, rows: second, idBase: idBase))
         }
     }
 
@@ -414,7 +468,9 @@ struct ChunkWorker {
     /// run stops with exit 69 instead of loading without the lock.
     ///
     /// - Returns: what the piece changed (read back from the ledger when an earlier attempt had committed it).
-    mutating func loadRetrying(_ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>) throws -> ChunkLoader.Outcome {
+    mutating func loadRetrying(
+        _ data: ChunkData, chunk: ChunkRecord, rows: Range<Int>, idBase: Int64? = nil
+    ) throws -> ChunkLoader.Outcome {
         var attempt = 0
         let whole = rows == 0..<chunk.rows
         let what = whole ? "chunk \(chunk.file)" : "chunk \(chunk.file) rows \(ChunkPieces.describe([rows]))"
@@ -444,7 +500,8 @@ struct ChunkWorker {
                 return ChunkLoader.Outcome(inserted: done.inserted, updated: done.updated, steps: [:])
             }
             do {
-                let outcome = try current.load(data, rows: rows, name: chunk.file, sha256: chunk.sha256)
+                let outcome = try current.load(
+                    data, rows: rows, name: chunk.file, sha256: chunk.sha256, idBase: idBase)
                 context.progress.recordPiece()
                 return outcome
             } catch let error as PostgresError where error.isQueryCanceled {
@@ -462,6 +519,7 @@ struct ChunkWorker {
         var loader = try ChunkLoader(db: db, ledger: context.ledger, runID: context.ledgerRunID, logger: context.logger)
         loader.limits = context.limits
         loader.progress = context.stageProgress
+        loader.startedEmpty = context.startedEmpty
         return loader
     }
 }
