@@ -344,27 +344,21 @@ package final class AdminServer: Sendable {
             ImportStatus(env: env, current: supervisor.current(env: env), recent: supervisor.recent(env: env), runs: runs))
     }
 
-    /// `GET /admin/import/status/{run}`: an import by id, else a stage run of the work dir by its run id.
+    /// `GET /admin/import/status/{run}[?env=…]`: an import by id, else a stage run of the work dir by its run id, of
+    /// the request's environment.
     private func status(_ request: Request, run: String) throws -> Reply {
-        let holder = try identify(request)
+        let env = try queryEnvironment(request)
+        try authorize(request, env: env)
         guard ImportSupervisor.isImportID(run) else { throw APIError.badField("run", "not a run id") }
-        if let record = supervisor.record(run) {
-            guard record.env == holder else {
-                throw APIError(403, "the service token is not valid for the \(record.env) environment")
-            }
-            return .json(200, record)
-        }
+        if let record = supervisor.record(run), record.env == env { return .json(200, record) }
         let work = WorkDir(root: settings.config.workDir)
-        if let report = Stage.allCases.lazy.compactMap({ RunHistory.reports($0, work: work).last { $0.runID == run } })
-            .first
-        {
-            guard report.env == holder else {
-                throw APIError(403, "the service token is not valid for the \(report.env) environment")
-            }
+        if let report = Stage.allCases.lazy.compactMap({ stage in
+            RunHistory.reports(stage, work: work).last { $0.runID == run && $0.env == env }
+        }).first {
             struct StageRun: Encodable { var runReport: RunReport }
             return .json(200, StageRun(runReport: report))
         }
-        throw APIError(404, "no import or stage run \(run)")
+        throw APIError(404, "no import or stage run \(run) for \(env)")
     }
 
     /// `POST /admin/validate[?name=2019Floor3.csv|?floor=3][&env=…]`: a CSV body is validated as that file; an

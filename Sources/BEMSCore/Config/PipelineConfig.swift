@@ -117,8 +117,13 @@ package struct PipelineConfig: Sendable, Equatable {
     }()
 
     package static let defaultEnvironments: [String: Environment] = [
-        "dev": Environment(databaseURLEnv: "BEMS_DEV_DATABASE_URL", sample: 0.1),
-        "staging": Environment(databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1, storageLimitMB: 500),
-        "prod": Environment(databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0, storageLimitMB: 500),
+        "dev": Environment(
+            databaseURLEnv: "BEMS_DEV_DATABASE_URL", sample: 0.1, serviceTokenEnv: "BEMS_DEV_SERVICE_TOKEN"),
+        "staging": Environment(
+            databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1, storageLimitMB: 500,
+            serviceTokenEnv: "BEMS_STAGING_SERVICE_TOKEN"),
+        "prod": Environment(
+            databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0, storageLimitMB: 500,
+            serviceTokenEnv: "BEMS_PROD_SERVICE_TOKEN"),
     ]
 }

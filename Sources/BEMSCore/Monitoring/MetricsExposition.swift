@@ -118,8 +118,26 @@ package enum MetricsExposition {
             guard let end else { return nil }
             index = line.index(after: end)
         }
-        let rest = line[index...].drop { $0 == " " || $0 == "\t" }
-        guard !rest.isEmpty else { return nil }
+        let name = line[..<(line[..<index].firstIndex(of: "{") ?? index)]
+        guard isMetricName(name) else { return nil }
+        let rest = line[index...].split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard rest.count == 1 || rest.count == 2, isValue(rest[0]), rest.count == 1 || Int64(rest[1]) != nil else {
+            return nil
+        }
         return String(line[..<index])
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    static func isMetricName(_ s: Substring) -> Bool {
+        guard let first = s.utf8.first, !(first >= 48 && first <= 57) else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 95 || b == 58
+        }
+    }
+
+    /// A sample value: a decimal or exponent number, `NaN`, `+Inf` or `-Inf`.
+    static func isValue(_ s: Substring) -> Bool {
+        if s == "NaN" || s == "+Inf" || s == "-Inf" { return true }
+        return s.allSatisfy { "0123456789+-.eE".contains($0) } && Double(s) != nil
     }
 }
