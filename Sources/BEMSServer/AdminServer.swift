@@ -36,6 +36,8 @@ package final class AdminServer: Sendable {
         package var maxBodyBytes: Int
         /// The largest JSON body.
         package var maxJSONBytes = 65_536
+        /// The sample of imports whose request gives none (`bems-serve --sample`); `nil`: the environment's.
+        package var defaultSample: Double?
 
         package init(
             config: PipelineConfig, env: String, variables: [String: [String: String]], configPath: String?,
@@ -314,7 +316,7 @@ package final class AdminServer: Sendable {
             }
         }
         do {
-            let record = try supervisor.start(env: env, stages: stages, sample: parsed.sample)
+            let record = try supervisor.start(env: env, stages: stages, sample: parsed.sample ?? settings.defaultSample)
             metrics.importStarted(env: env)
             return .json(202, record, headers: [(.location, "/admin/import/status/\(record.id)")])
         } catch .busy(let running) {
@@ -447,8 +449,9 @@ extension AdminServer {
             default:
                 throw PipelineError.usage("\(address): cannot listen there (\(error))")
             }
-        } catch let error as SocketAddressError {
-            throw PipelineError.usage("\(address): not an address of this machine (\(error))")
+        } catch {
+            // An unknown host or an address that is not this machine's.
+            throw PipelineError.usage("\(address): cannot listen there (\(error))")
         }
         let supervisor = self.supervisor
         _ = try? await runBlocking { supervisor.shutdown(timeout: 15) }

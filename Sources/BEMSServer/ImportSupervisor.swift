@@ -215,7 +215,8 @@ package final class ImportSupervisor: @unchecked Sendable {
                 step.seconds = max(0, ended.timeIntervalSince(started))
                 step.report = report
                 step.runID = created.last ?? (status == 0 ? work.currentRunID(stage) : nil)
-                step.state = status != 0 ? .failed : (created.isEmpty ? .upToDate : .succeeded)
+                step.state =
+                    status == 0 ? (created.isEmpty ? .upToDate : .succeeded) : (stopping ? .interrupted : .failed)
                 r.steps[index] = step
                 if status != 0 {
                     r.error = failureMessage(stage, status: status, report: report, log: step.log)
@@ -237,7 +238,7 @@ package final class ImportSupervisor: @unchecked Sendable {
                     r.steps[i].state = .skipped
                 }
                 r.state = interrupted ? .interrupted : .failed
-                if interrupted, r.error == nil { r.error = "the server stopped while the import ran" }
+                if interrupted { r.error = "the server stopped while the import ran" + (r.error.map { " (\($0))" } ?? "") }
             } else {
                 r.state = .succeeded
             }
@@ -309,7 +310,7 @@ package final class ImportSupervisor: @unchecked Sendable {
         {
             message += ": " + line.dropFirst("error: ".count)
         } else if status > 128 {
-            message += " (killed by signal \(status - 128))"
+            message += ", killed by signal \(status - 128)"
         }
         return scrub(String(message.prefix(2000)))
     }

@@ -15,7 +15,8 @@ struct ServeCommand: AsyncParsableCommand {
             environments.<env>.serviceTokenEnv names (default BEMS_<ENV>_SERVICE_TOKEN; environment or .env.<env>). \
             Binds serve.host:serve.port of pipeline.json (default 127.0.0.1:8787) and prints "listening on \
             http://HOST:PORT" on stdout. Imports run the stage executables next to this one. SIGTERM or SIGINT \
-            stops the server; a running stage is sent SIGTERM and its import ends "interrupted". Exit status: 0 \
+            stops the server; a running stage is sent SIGTERM and its import ends "interrupted". --sample is the \
+            sample of imports whose request gives none. Exit status: 0 \
             after SIGTERM/SIGINT, 64 for a bad configuration or a missing or short service token for --env, 66 when a \
             stage executable is missing, 73 when the port is in use, 77 when the port needs privileges.
             """)
@@ -54,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let host { settings.host = host }
             if let port { settings.port = port }
             settings.allowSuperuser = common.allowSuperuser
+            settings.defaultSample = common.sample
             let server = AdminServer(settings: settings, logger: logger)
             let shownHost = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
             try await server.runUntilStopped { port in
