@@ -74,8 +74,10 @@ package final class AdminServer: Sendable {
                 }
             })
         supervision.allowSuperuser = settings.allowSuperuser
+        // Masked in progress lines and errors: database URLs and their passwords, and (never expected there) tokens.
         supervision.secrets = settings.config.environments.flatMap { env, e in
-            settings.variables[env]?[e.databaseURLEnv].map(SecretScrubber.secrets(ofConninfo:)) ?? []
+            (settings.variables[env]?[e.databaseURLEnv].map(SecretScrubber.secrets(ofConninfo:)) ?? [])
+                + [settings.variables[env]?[e.serviceTokenVariable(env: env)]].compactMap { $0 }
         }
         supervisor = ImportSupervisor(settings: supervision, logger: logger)
     }
@@ -127,7 +129,8 @@ package final class AdminServer: Sendable {
         }
     }
 
-    /// Starts the server in this process and returns once it listens (tests, and ``run()``).
+    /// Starts the server in this process and returns once it listens (the tests; `bems-serve` uses
+    /// ``runUntilStopped(onListening:)``).
     ///
     /// - Throws: The bind error (the address is in use, or not an address of this machine).
     package func start() async throws -> Running {

@@ -64,10 +64,13 @@ final class APIFixture: @unchecked Sendable {
         variables["BEMS_STAGING_SERVICE_TOKEN"] = stagingToken
         variables["BEMS_STAGING_DATABASE_URL"] = nil
         variables["BEMS_PROD_SERVICE_TOKEN"] = nil
-        let settings = AdminServer.Settings(
+        var settings = AdminServer.Settings(
             config: config, env: "dev",
             variables: Dictionary(uniqueKeysWithValues: config.environments.keys.map { ($0, variables) }),
             configPath: configPath, binDirectory: PipelineHarness.binDirectory)
+        // Loopback and a port the kernel picks.
+        settings.host = "127.0.0.1"
+        settings.port = 0
         server = AdminServer(settings: settings, logger: capture.logger(level: .trace))
         running = try await server.start()
     }
