@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test: starts a throwaway PostgreSQL (unless BEMS_TEST_DATABASE_URL is already set), runs every test with
-# code coverage, prints line coverage of BEMSCore, and stops the server.
+# code coverage, prints line coverage of BEMSCore and BEMSServer, and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,4 +28,8 @@ if [ -n "$prof" ] && [ -n "$bin" ]; then
   [ -x "$cov" ] || cov=llvm-cov
   "$cov" report "$bin" -instr-profile="$prof" -ignore-filename-regex='(\.build|Tests|Sources/bems|Sources/BEMSCommandSupport)' \
     "$root/Sources/BEMSCore" | tail -n 40
+  # The admin API's library (run in the test process by the API tests).
+  echo "== line coverage: Sources/BEMSServer =="
+  "$cov" report "$bin" -instr-profile="$prof" -ignore-filename-regex='(\.build|Tests)' \
+    "$root/Sources/BEMSServer" | tail -n 12
 fi

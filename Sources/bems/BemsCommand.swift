@@ -10,7 +10,7 @@ struct BemsCommand: AsyncParsableCommand {
         abstract: "Operator commands for the CU-BEMS import pipeline.",
         subcommands: [
             SampleCommand.self, StatusCommand.self, InspectCommand.self, SetupCommand.self, VerifyCommand.self,
-            RollbackCommand.self, ReportCommand.self, DigestCommand.self,
+            RollbackCommand.self, ReportCommand.self, DigestCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -154,7 +154,7 @@ struct ConfigReader {
             root, "",
             allowed: [
                 "$comment", "sources", "workDir", "timeZone", "chunk", "load", "ranges", "rejectThreshold",
-                "maxLineBytes", "environments", "monitoring",
+                "maxLineBytes", "environments", "monitoring", "serve",
             ])
         if let v = top["sources"] {
             guard let list = v as? [Any] else { throw fail("sources", "expected an array") }
@@ -214,7 +214,7 @@ struct ConfigReader {
                     allowed: [
                         "databaseURLEnv", "sample", "retry", "statementTimeout", "lockTimeout",
                         "idleInTransactionTimeout", "workers", "maxConnections", "rateLimit", "storageLimitMB",
-                        "alerts",
+                        "alerts", "serviceTokenEnv",
                     ])
                 var env = config.environments[name]!
                 if let u = e["databaseURLEnv"] { env.databaseURLEnv = try string(u, path + ".databaseURLEnv") }
@@ -244,10 +244,12 @@ struct ConfigReader {
                         connectionsPerSecond: try rate("connectionsPerSecond"))
                 }
                 try environmentMonitoring(e, path, into: &env)
+                if let t = e["serviceTokenEnv"] { env.serviceTokenEnv = try variableName(t, path + ".serviceTokenEnv") }
                 config.environments[name] = env
             }
         }
         if let v = top["monitoring"] { config.monitoring = try monitoring(v, "monitoring") }
+        if let v = top["serve"] { config.serve = try serve(v, "serve") }
         return config
     }
 }

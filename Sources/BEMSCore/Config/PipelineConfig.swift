@@ -9,6 +9,11 @@ package struct PipelineConfig: Sendable, Equatable {
     package struct Source: Sendable, Equatable, Codable {
         package var path: String
         package var floor: Int?
+
+        package init(path: String, floor: Int? = nil) {
+            self.path = path
+            self.floor = floor
+        }
     }
 
     /// The valid and plausible ranges of one equipment type, as scaled decimals (×10^4).
@@ -61,6 +66,9 @@ package struct PipelineConfig: Sendable, Equatable {
         package var storageLimitMB: Int? = nil
         /// Alert thresholds (`alerts`; see ``AlertThresholds``).
         package var alerts = AlertThresholds()
+        /// The variable holding the admin API's service-role token (`serviceTokenEnv`; `nil`: `BEMS_<ENV>_SERVICE_TOKEN`,
+        /// see ``serviceTokenVariable(env:)``).
+        package var serviceTokenEnv: String? = nil
     }
 
     /// `environments.<env>.rateLimit`.
@@ -83,6 +91,8 @@ package struct PipelineConfig: Sendable, Equatable {
     package var environments: [String: Environment] = PipelineConfig.defaultEnvironments
     /// Run reports, metrics, Sentry and alert delivery (`monitoring`; see ``Monitoring``).
     package var monitoring = Monitoring()
+    /// The admin HTTP API (`serve`; see ``Serve``).
+    package var serve = Serve()
 
     package init() {}
 
@@ -107,8 +117,13 @@ package struct PipelineConfig: Sendable, Equatable {
     }()
 
     package static let defaultEnvironments: [String: Environment] = [
-        "dev": Environment(databaseURLEnv: "BEMS_DEV_DATABASE_URL", sample: 0.1),
-        "staging": Environment(databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1, storageLimitMB: 500),
-        "prod": Environment(databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0, storageLimitMB: 500),
+        "dev": Environment(
+            databaseURLEnv: "BEMS_DEV_DATABASE_URL", sample: 0.1, serviceTokenEnv: "BEMS_DEV_SERVICE_TOKEN"),
+        "staging": Environment(
+            databaseURLEnv: "BEMS_STAGING_DATABASE_URL", sample: 0.1, storageLimitMB: 500,
+            serviceTokenEnv: "BEMS_STAGING_SERVICE_TOKEN"),
+        "prod": Environment(
+            databaseURLEnv: "BEMS_PROD_DATABASE_URL", sample: 1.0, storageLimitMB: 500,
+            serviceTokenEnv: "BEMS_PROD_SERVICE_TOKEN"),
     ]
 }
