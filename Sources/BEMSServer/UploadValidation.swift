@@ -91,7 +91,11 @@ package enum UploadValidation {
         options.force = true
         let result: ValidateStage.Result
         do {
-            result = try await ValidateStage.run(options, logger: logger)
+            // On threads of its own: the scan is CPU-bound and would otherwise hold the cooperative pool (2 threads on
+            // 2 cores) that every other request, /healthz included, needs.
+            result = try await withTaskExecutorPreference(BlockingWorkExecutor.shared) {
+                try await ValidateStage.run(options, logger: logger)
+            }
         } catch let error as PipelineError {
             let message = error.message.replacingOccurrences(of: folder + "/in/", with: "")
             switch error.exitStatus {
@@ -111,5 +115,18 @@ package enum UploadValidation {
         return Answer(
             source: upload == nil ? "configured" : "upload", passed: report.passed,
             exitStatus: result.exitStatus.rawValue, report: report, diagnostics: result.diagnostics.map(\.description))
+    }
+}
+
+/// A task executor on a GCD queue of its own, for CPU-bound work (a validation scan) that must not occupy the
+/// Swift concurrency pool the HTTP handlers run on. Child tasks (the per-file scans) inherit the preference.
+final class BlockingWorkExecutor: TaskExecutor {
+    static let shared = BlockingWorkExecutor()
+    private let queue = DispatchQueue(label: "bems.serve.blocking-work", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        queue.async { job.runSynchronously(on: executor) }
     }
 }
