@@ -71,8 +71,10 @@ package enum DatabaseSetup {
         let objects =
             [
                 Schema.readingsTable, "sensor_readings_timestamp_brin", "sensor_readings_floor_number_timestamp_idx",
-                Schema.aggregatesView, "daily_aggregates_key",
-            ] + ["runs", "loaded_chunks", "replaced_readings", "sensor_day_stats"].map { ledgerSchema + "." + $0 }
+                Schema.aggregatesTable, "daily_aggregates_key",
+            ] + ["runs", "loaded_chunks", "replaced_readings", Schema.dirtyTable, "sensor_day_stats"].map {
+                ledgerSchema + "." + $0
+            }
         func exists(_ name: String) throws -> Bool {
             let quoted =
                 name.contains(".")
