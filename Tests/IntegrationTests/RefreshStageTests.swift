@@ -150,7 +150,8 @@ struct RefreshStageTests {
 
             // A load recorded in the ledger makes the next refresh run, and picks up the new rows.
             try StageFixture.copyReadings([("f7_z1_plug", 1_551_718_800, 5, .normal)], into: db)
-            try Self.recordLoad(db, ledger: schema, name: "f7-2019-03-05.bemc", sensorDays: [("f7_z1_plug", "2019-03-05")])
+            try Self.recordLoad(
+                db, ledger: schema, name: "f7-2019-03-05.bemc", sensorDays: [("f7_z1_plug", "2019-03-05")])
             let third = try await RefreshStage.run(opts, logger: StageFixture.logger)
             #expect(!third.upToDate)
             #expect(third.report.mode == "incremental" && third.report.sensorDays == 1)
