@@ -14,9 +14,11 @@
 # Every stage runs under /usr/bin/time -v: wall, client CPU (user+sys), peak RSS; the server's CPU is read from the
 # postmaster's /proc counters (its own, its reaped backends', its live children's). The baseline, on a second
 # database of the same server with the same schema (bems setup): the secondary indexes (unique key, BRIN, floor)
-# dropped, COPY ... FROM 'all.csv' (CSV, the readings as `bems inspect` prints them), the indexes built, the view
-# refreshed, ANALYZE. Then: one more day of all 7 floors through the pipeline on top (incremental day), the
-# application's queries (Benchmarks/queries.sh), database size and chunk bytes against Parquet (zstd 3, pyarrow).
+# dropped, COPY ... FROM 'all.csv' (CSV, the readings as `bems inspect` prints them), the indexes built, the table
+# recomputed (bems.refresh_daily_aggregates(true)), ANALYZE. Then: one more day of all 7 floors through the pipeline
+# on top (incremental day; its refresh against REFRESH MATERIALIZED VIEW CONCURRENTLY of the old view at the same
+# size, checked equal, then bems-refresh --force), the application's queries (Benchmarks/queries.sh), database size
+# and chunk bytes against Parquet (zstd 3, pyarrow).
 # Disk: see README (Benchmarks); the baseline's CSV and database are removed after they are measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
