@@ -81,7 +81,7 @@ if [ "${BENCH_DB:-1}" = "1" ]; then
   psql "$copy_url" -v ON_ERROR_STOP=1 -qAt \
     -c "COPY sensor_readings (timestamp, sensor_id, floor_number, equipment_type, reading_value, unit, status) FROM '$pg/all.csv' WITH (FORMAT csv, HEADER true)"
   mid=$(date +%s.%N)
-  psql "$copy_url" -v ON_ERROR_STOP=1 -qAt -c "REFRESH MATERIALIZED VIEW daily_aggregates" -c "ANALYZE sensor_readings" -c "ANALYZE daily_aggregates"
+  psql "$copy_url" -v ON_ERROR_STOP=1 -qAt -c "SELECT bems.refresh_daily_aggregates(true)" -c "ANALYZE sensor_readings" -c "ANALYZE daily_aggregates"
   end=$(date +%s.%N)
   python3 - "$nread" "$d" "$l" "$r" "$start" "$mid" "$end" "$v" "$n" <<'PY'
 import sys

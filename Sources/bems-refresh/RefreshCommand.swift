@@ -8,17 +8,18 @@ import Foundation
 struct RefreshCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bems-refresh",
-        abstract: "Refresh the daily_aggregates materialized view and ANALYZE, when loads changed data.",
+        abstract: "Refresh daily_aggregates (the sensor-days loads changed) and ANALYZE, when loads changed data.",
         discussion: """
-            Skipped when no load or rollback was recorded in the ledger since the last refresh (--force refreshes \
-            anyway). Exit status: 0 on success or skip, 64 for a bad configuration or an unset database variable, 66 \
+            Recomputes the sensor-days loads and rollbacks recorded; the whole table the first time, when most \
+            sensor-days changed, or with --force (which also covers changes made outside bems). Skipped when no load \
+            or rollback was recorded in the ledger since the last refresh. Exit status: 0 on success or skip, 64 for a bad configuration or an unset database variable, 66 \
             when the database is not set up, 69 when the database is unavailable or a statement fails, 73 when \
             another run holds the work directory.
             """)
 
     @OptionGroup var common: CommonOptions
 
-    @Flag(help: "Refresh even when no load changed data since the last refresh.")
+    @Flag(help: "Recompute the whole table, even when no load changed data since the last refresh.")
     var force = false
 
     @Option(name: .customLong("ledger-schema"), help: "The schema of the pipeline's ledger tables.")
@@ -41,10 +42,10 @@ struct RefreshCommand: AsyncParsableCommand {
             } else {
                 printError(
                     Table.render(
-                        header: ["mode", "refresh s", "analyze s", "aggregate rows"],
+                        header: ["mode", "sensor-days", "refresh s", "analyze s", "aggregate rows"],
                         rows: [
                             [
-                                r.concurrently ? "concurrently" : "full", String(format: "%.3f", r.refreshSeconds),
+                                r.mode, "\(r.sensorDays)", String(format: "%.3f", r.refreshSeconds),
                                 String(format: "%.3f", r.analyzeSeconds), "\(r.aggregateRows)",
                             ]
                         ]))

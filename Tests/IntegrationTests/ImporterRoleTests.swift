@@ -68,7 +68,8 @@ struct ImporterRoleTests {
             // What it must not do.
             for sql in [
                 "DROP TABLE sensor_readings", "TRUNCATE sensor_readings", "CREATE ROLE bems_sneaky",
-                "DROP MATERIALIZED VIEW daily_aggregates", "ALTER TABLE sensor_readings ADD COLUMN x int",
+                "DROP TABLE daily_aggregates", "TRUNCATE daily_aggregates",
+                "DELETE FROM daily_aggregates", "INSERT INTO daily_aggregates (sensor_id) VALUES ('x')", "ALTER TABLE sensor_readings ADD COLUMN x int",
                 "DROP INDEX sensor_readings_timestamp_brin", "DROP TABLE \(schema).runs", "TRUNCATE \(schema).loaded_chunks",
                 "CREATE TABLE \(schema).extra (a int)",
             ] {

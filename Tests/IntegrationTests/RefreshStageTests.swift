@@ -62,7 +62,16 @@ struct RefreshStageTests {
         ).rows.map { $0[0] ?? "" }
     }
 
-    static func recordLoad(_ db: PGConnection, ledger: String, name: String) throws {
+    /// What a load records in the ledger: a committed chunk, and the sensor-days it touched (for the incremental
+    /// refresh).
+    static func recordLoad(
+        _ db: PGConnection, ledger: String, name: String, sensorDays: [(String, String)] = []
+    ) throws {
+        for (sensor, day) in sensorDays {
+            try db.exec(
+                "INSERT INTO \(ledger).dirty_sensor_days VALUES ($1, $2::date) ON CONFLICT DO NOTHING",
+                parameters: [sensor, day])
+        }
         let run = try db.exec(
             "INSERT INTO \(ledger).runs (stage, env, status) VALUES ('load', 'dev', 'succeeded') RETURNING id::text"
         ).scalar()!
@@ -79,12 +88,11 @@ struct RefreshStageTests {
             try Schema(ledgerSchema: schema).setup(on: db)
             let rows = Self.readings()
             try StageFixture.copyReadings(rows, into: db)
-            // Never populated: the first refresh cannot be CONCURRENTLY.
-            try db.exec("REFRESH MATERIALIZED VIEW daily_aggregates WITH NO DATA")
+            // The first refresh after setup recomputes the whole table (the readings were not loaded by bems).
             let result = try await RefreshStage.run(
                 try options(dir, schema: schema, timeZone: "America/New_York"), logger: StageFixture.logger)
             #expect(!result.upToDate)
-            #expect(!result.report.concurrently)
+            #expect(result.report.mode == "full")
             let actual = try Self.aggregates(db)
             #expect(actual == Self.expected(rows))
             // The same from an independent SQL computation (UTC + 7 hours), in a session whose TimeZone is not
@@ -133,7 +141,7 @@ struct RefreshStageTests {
             try StageFixture.copyReadings(Self.readings(), into: db)
             var opts = try options(dir, schema: schema)
             let first = try await RefreshStage.run(opts, logger: StageFixture.logger)
-            #expect(!first.upToDate && first.report.concurrently)
+            #expect(!first.upToDate && first.report.mode == "full")
             #expect(try Self.aggregates(db).count == 4)
 
             let second = try await RefreshStage.run(opts, logger: StageFixture.logger)
@@ -142,9 +150,12 @@ struct RefreshStageTests {
 
             // A load recorded in the ledger makes the next refresh run, and picks up the new rows.
             try StageFixture.copyReadings([("f7_z1_plug", 1_551_718_800, 5, .normal)], into: db)
-            try Self.recordLoad(db, ledger: schema, name: "f7-2019-03-05.bemc")
+            try Self.recordLoad(
+                db, ledger: schema, name: "f7-2019-03-05.bemc", sensorDays: [("f7_z1_plug", "2019-03-05")])
             let third = try await RefreshStage.run(opts, logger: StageFixture.logger)
             #expect(!third.upToDate)
+            #expect(third.report.mode == "incremental" && third.report.sensorDays == 1)
+            #expect(third.report.rowsDeleted == 0 && third.report.rowsInserted == 1)
             #expect(try Self.aggregates(db).count == 5)
 
             // A rollback (rolled_back_at set) counts as a change too.

@@ -20,7 +20,7 @@ struct SchemaTests {
             for name in [
                 "sensor_readings", "sensor_readings_sensor_id_timestamp_key", "sensor_readings_timestamp_brin",
                 "sensor_readings_floor_number_timestamp_idx", "daily_aggregates", "daily_aggregates_key", "runs",
-                "loaded_chunks", "replaced_readings",
+                "loaded_chunks", "replaced_readings", "dirty_sensor_days",
             ] {
                 #expect(relations.contains(name), "missing \(name)")
             }
@@ -165,7 +165,8 @@ struct SchemaTests {
                        ('2019-01-02 00:10:00+07', 'f1_z1_light', 1, 'light', 4.0, 'kW')
                 """
             )
-            try Schema(ledgerSchema: schema).refreshDailyAggregates(on: db, concurrently: true)
+            let first = try Schema(ledgerSchema: schema).refreshDailyAggregates(on: db)
+            #expect(first.isFull, "the first refresh after setup recomputes the whole table")
             let rows = try db.exec(
                 "SELECT date::text, reading_count::text, avg_value::text, max_value::text, min_value::text"
                     + " FROM daily_aggregates ORDER BY date"
@@ -176,7 +177,7 @@ struct SchemaTests {
                     ["2019-01-02", "1", "4.0000000000000000", "4.0000", "4.0000"],
                 ]
             )
-            try Schema(ledgerSchema: schema).refreshDailyAggregates(on: db, concurrently: false)
+            #expect(try Schema(ledgerSchema: schema).refreshDailyAggregates(on: db, full: true).rowsInserted == 2)
             #expect(try db.exec("SELECT count(*) FROM daily_aggregates").scalarInt64() == 2)
         }
     }

@@ -290,10 +290,10 @@ final class KillLoop: @unchecked Sendable {
             try h.resetSchema()
             return
         }
-        // The loaded schema stays. Either the view is emptied (the refresh populates it again, in full), or the
-        // ledger forgets the refreshes (the view is refreshed concurrently).
+        // The loaded schema stays. Either the table is emptied (the refresh recomputes it in full), or the
+        // ledger forgets the refreshes (the refresh runs again, incrementally, with no sensor-days left to take).
         if variant % 2 == 0 {
-            try h.db.exec("REFRESH MATERIALIZED VIEW daily_aggregates WITH NO DATA")
+            try h.db.exec("TRUNCATE daily_aggregates")
         } else {
             try h.db.exec("DELETE FROM runs WHERE stage = 'refresh'")
         }

@@ -59,6 +59,33 @@ struct VerifyTests {
         }
     }
 
+    @Test func comparesRefreshedAggregatesWithTheStatistics() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            _ = try await f.load()
+            var refresh = RefreshStage.Options(config: f.config, env: "dev")
+            refresh.database = f.target
+            refresh.ledgerSchema = f.schema
+            _ = try await RefreshStage.run(refresh, logger: f.logger)
+            #expect(try f.verify().passed)
+            // A wrong count in daily_aggregates (as a faulty refresh would leave it) is reported.
+            try f.db.exec(
+                "UPDATE daily_aggregates SET reading_count = reading_count + 1 "
+                    + "WHERE sensor_id = 'f2_z1_light' AND date = '2019-01-01'")
+            let report = try f.verify()
+            #expect(report.mismatches.count == 1)
+            let m = try #require(report.mismatches.first)
+            #expect(m.kind == "aggregates" && m.sensorID == "f2_z1_light" && m.day == "2019-01-01")
+            #expect(m.expected == "reading_count=960" && m.actual == "reading_count=961")
+            // Not while its refresh is pending, nor while a full recompute is.
+            try f.db.exec("INSERT INTO dirty_sensor_days VALUES ('f2_z1_light', '2019-01-01')")
+            #expect(try f.verify().passed)
+            try f.db.exec("DELETE FROM dirty_sensor_days")
+            try Schema(ledgerSchema: f.schema).markAggregatesStale(on: f.db)
+            #expect(try f.verify().passed)
+        }
+    }
+
     @Test func reportsAChunkMissingFromTheLedger() async throws {
         try await withLoadFixture { f in
             try f.publishDedupe(LoadFixture.readings(minutes: 100))

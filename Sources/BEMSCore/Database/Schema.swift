@@ -17,10 +17,14 @@
 ///
 /// ## `daily_aggregates`
 ///
-/// A materialized view of per-day, per-sensor statistics. The day is the *building's* calendar day: the time zone
-/// (default `Asia/Bangkok`) is embedded in the view definition as a literal, so the result never depends on the
-/// session `TimeZone` of whoever refreshes it (Citus workers, for one, ignore session settings). A unique index on
-/// its key allows `REFRESH MATERIALIZED VIEW CONCURRENTLY`.
+/// A table of per-day, per-sensor statistics, with the columns, types and unique key of the application's
+/// materialized view (`date, sensor_id, floor_number, equipment_type, avg_value, max_value, min_value,
+/// reading_count`), so the application's `SELECT`s do not change. The day is the *building's* calendar day: the
+/// time zone (default `Asia/Bangkok`) is a literal in the refresh function's SQL, never a session setting, and is
+/// recorded in the table's comment, which ``setup(on:)`` checks. It is kept by ``refreshFunction``: exactly, per
+/// sensor-day, from the pairs the loads and rollbacks recorded in `<ledger>.dirty_sensor_days` (see
+/// ``createFunctionsSQL(ledger:home:timeZoneLiteral:)``). A materialized view left by an earlier bems is turned into
+/// the table by ``setup(on:)``, in its transaction, keeping its rows and its grants.
 ///
 /// ## Ledger (schema `bems` by default)
 ///
@@ -37,6 +41,10 @@
 ///   rows already loaded; when they cover the whole chunk it is skipped.
 /// - `replaced_readings`: for every existing row a piece *updated*, the value and status it had before
 ///   (`run_id`, `chunk_name`, `piece_start`, `sensor_id`, `timestamp`, `previous_value`, `previous_status`).
+/// - `dirty_sensor_days`: the `(sensor_id, day)` pairs (building days) whose readings changed since the last refresh
+///   of `daily_aggregates`, written by every load piece and rollback in its own transaction and taken by the refresh.
+///   The pair ``everySensorDay`` (`'*'`, `-infinity`) stands for every sensor-day: the next refresh recomputes the
+///   whole table (set when the table is created, migrated or adopted).
 ///
 /// Rolling back a piece is then: delete the rows whose `id` is in `inserted_ids`, restore every
 /// `replaced_readings` row of the piece, mark the piece `rolled_back`. Roll back newest first.
@@ -50,8 +58,12 @@ package struct Schema: Sendable {
     package static let defaultLedgerSchema = "bems"
     /// The readings table.
     package static let readingsTable = "sensor_readings"
-    /// The daily aggregates materialized view.
-    package static let aggregatesView = "daily_aggregates"
+    /// The daily aggregates table (a materialized view before; see ``setup(on:)``).
+    package static let aggregatesTable = "daily_aggregates"
+    /// The ledger table of the sensor-days whose aggregates must be recomputed.
+    package static let dirtyTable = "dirty_sensor_days"
+    /// The `dirty_sensor_days` pair that stands for every sensor-day (a full recompute), as SQL values.
+    package static let everySensorDay = "('*', '-infinity'::date)"
 
     /// The IANA time zone that defines a "day" in `daily_aggregates`.
     package var timeZone: String
@@ -73,8 +85,10 @@ package struct Schema: Sendable {
     /// Creates whatever is missing, and checks what exists.
     ///
     /// Runs in one transaction under an advisory lock, so concurrent setups do not race. Existing objects are never
-    /// altered (except a ledger from before chunk pieces, which gets its `piece_start` columns and keys): when one is
-    /// incompatible, nothing is changed and a ``SchemaError`` names every problem.
+    /// altered, except: a ledger from before chunk pieces gets its `piece_start` columns and keys; a `daily_aggregates`
+    /// materialized view becomes a table (same name, columns, rows, key and grants; its refresh function is replaced,
+    /// keeping its `EXECUTE` grants). When one is incompatible, nothing is changed and a ``SchemaError`` names every
+    /// problem.
     ///
     /// - Parameter db: An idle connection (no transaction open).
     /// - Throws: ``SchemaError`` for an unknown time zone or an incompatible existing object; ``PostgresError`` for
@@ -84,15 +98,15 @@ package struct Schema: Sendable {
             try db.exec("SELECT pg_advisory_xact_lock(hashtext('bems.schema.setup'))")
             try validateTimeZone(on: db)
             try setupReadings(on: db)
-            try setupAggregates(on: db)
             try setupLedger(on: db)
+            try setupAggregates(on: db)
             try setupFunctions(on: db)
         }
     }
 
-    /// The `SECURITY DEFINER` functions through which a non-owner (the importer role) refreshes the view and
-    /// analyzes the tables: both need ownership, and owning the view would also let the importer drop it. They run
-    /// with the rights of whoever ran `bems setup`, with a fixed `search_path`, and do nothing else.
+    /// The `SECURITY DEFINER` functions through which a non-owner (the importer role) refreshes `daily_aggregates`
+    /// and analyzes the tables: both need ownership, and owning the table would also let the importer drop it. They
+    /// run with the rights of whoever ran `bems setup`, with a fixed `search_path`, and do nothing else.
     package static let refreshFunction = "refresh_daily_aggregates"
     package static let analyzeFunction = "analyze_readings"
 
@@ -103,18 +117,66 @@ package struct Schema: Sendable {
                 parameters: [Self.readingsTable]
             ).scalar()
         else { return }
+        let ledger = try db.quoteIdentifier(ledgerSchema)
+        let refresh = "\(ledger).\(Self.refreshFunction)(boolean)"
+        // The refresh of the materialized view returned void and named its argument `concurrent`: CREATE OR REPLACE
+        // cannot change either, so it is dropped and created again with the same EXECUTE grants.
+        var grantees: [String] = []
+        if try db.exec(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE oid = to_regprocedure($1) AND prorettype = 'void'::regtype)",
+            parameters: [refresh]
+        ).scalar() == "t" {
+            grantees = try db.exec(
+                """
+                SELECT quote_ident(r.rolname) FROM pg_proc p, aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
+                WHERE p.oid = to_regprocedure($1) AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+                """, parameters: [refresh]
+            ).rows.compactMap { $0[0] }
+            try db.exec("DROP FUNCTION \(refresh)")
+        }
         try db.exec(
-            Self.createFunctionsSQL(ledger: try db.quoteIdentifier(ledgerSchema), home: try db.quoteIdentifier(home)))
+            Self.createFunctionsSQL(
+                ledger: ledger, home: try db.quoteIdentifier(home), timeZoneLiteral: try db.quoteLiteral(timeZone)))
+        for role in grantees { try db.exec("GRANT EXECUTE ON FUNCTION \(refresh) TO \(role)") }
+    }
+
+    /// What one call of the refresh function did.
+    package struct AggregatesRefresh: Sendable, Equatable {
+        /// `incremental` (only the recorded sensor-days) or `full` (the whole table).
+        package var mode: String
+        /// The pairs taken from `dirty_sensor_days` (the marker for every sensor-day not counted).
+        package var sensorDays: Int
+        /// Rows of `daily_aggregates` deleted, and inserted again.
+        package var rowsDeleted: Int
+        package var rowsInserted: Int
+
+        /// Whether the whole table was recomputed.
+        package var isFull: Bool { mode == "full" }
     }
 
     /// Refreshes `daily_aggregates` through the ledger schema's function (works for the owner and the importer).
-    package func refreshDailyAggregates(on db: PGConnection, concurrently: Bool = true) throws {
-        try db.exec(
-            "SELECT \(try db.quoteIdentifier(ledgerSchema)).\(Self.refreshFunction)($1::boolean)",
-            parameters: [concurrently ? "true" : "false"])
+    ///
+    /// - Parameter full: Recompute the whole table (also done without it when the table is marked for it, is empty
+    ///   while readings exist, or more than half of its sensor-days changed).
+    package func refreshDailyAggregates(on db: PGConnection, full: Bool = false) throws -> AggregatesRefresh {
+        let r = try db.exec(
+            "SELECT mode, sensor_days, rows_deleted, rows_inserted FROM "
+                + "\(try db.quoteIdentifier(ledgerSchema)).\(Self.refreshFunction)($1::boolean)",
+            parameters: [full ? "true" : "false"])
+        return AggregatesRefresh(
+            mode: r.string(row: 0, col: 0) ?? "", sensorDays: try r.int(row: 0, col: 1) ?? 0,
+            rowsDeleted: try r.int(row: 0, col: 2) ?? 0, rowsInserted: try r.int(row: 0, col: 3) ?? 0)
     }
 
-    /// `ANALYZE` of the readings table and the view, through the ledger schema's function.
+    /// Marks every sensor-day for the next refresh (``everySensorDay``), for changes made outside bems. Runs in the
+    /// caller's transaction, if any.
+    package func markAggregatesStale(on db: PGConnection) throws {
+        try db.exec(
+            "INSERT INTO \(try db.quoteIdentifier(ledgerSchema)).\(Self.dirtyTable) (sensor_id, day) VALUES "
+                + "\(Self.everySensorDay) ON CONFLICT DO NOTHING")
+    }
+
+    /// `ANALYZE` of the readings table and `daily_aggregates`, through the ledger schema's function.
     package func analyze(on db: PGConnection) throws {
         try db.exec("SELECT \(try db.quoteIdentifier(ledgerSchema)).\(Self.analyzeFunction)()")
     }
@@ -133,8 +195,11 @@ package struct Schema: Sendable {
             guard let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) else { return ["missing"] }
             return try readingsProblems(oid: oid, on: db)
         }
-        try collect(Self.aggregatesView) {
-            guard let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) else { return ["missing"] }
+        try collect(Self.aggregatesTable) {
+            guard let oid = try relation(Self.aggregatesTable, on: db, kinds: ["r", "m"]) else { return ["missing"] }
+            if try isMaterializedView(oid, on: db) {
+                return ["is a materialized view (an earlier bems); run bems setup to turn it into a table"]
+            }
             return try aggregatesProblems(oid: oid, on: db)
         }
         for (table, columns) in Self.ledgerColumns {
@@ -197,23 +262,109 @@ package struct Schema: Sendable {
     }
 
     private func setupAggregates(on db: PGConnection) throws {
-        if let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) {
-            let problems = try aggregatesProblems(oid: oid, on: db, requireUniqueIndex: false)
-            guard problems.isEmpty else {
-                throw SchemaError(kind: .incompatible, object: Self.aggregatesView, problems: problems)
+        let zone = try db.quoteLiteral(timeZone)
+        var stale = false
+        if let oid = try relation(Self.aggregatesTable, on: db, kinds: ["r", "m"]) {
+            if try isMaterializedView(oid, on: db) {
+                let problems = try legacyViewProblems(oid: oid, on: db)
+                guard problems.isEmpty else {
+                    throw SchemaError(kind: .incompatible, object: Self.aggregatesTable, problems: problems)
+                }
+                try migrateAggregatesView(oid: oid, on: db)
+                stale = true
+            } else {
+                let problems = try aggregatesProblems(oid: oid, on: db, requireUniqueIndex: false, requireZone: false)
+                guard problems.isEmpty else {
+                    throw SchemaError(kind: .incompatible, object: Self.aggregatesTable, problems: problems)
+                }
+                // Without a bems comment the table was not made by bems setup: adopted, recomputed once.
+                stale =
+                    try db.exec(
+                        "SELECT coalesce(obj_description($1::oid, 'pg_class') NOT LIKE 'bems:%', true)",
+                        parameters: [oid]
+                    ).scalar() == "t"
             }
         } else {
-            try db.exec(Self.createAggregatesViewSQL(timeZoneLiteral: try db.quoteLiteral(timeZone)))
+            try db.exec(Self.createAggregatesTableSQL(timeZoneLiteral: zone))
+            stale = true
         }
-        let oid = try relation(Self.aggregatesView, on: db, kinds: ["m"]) ?? "0"
+        try db.exec("COMMENT ON TABLE \(Self.aggregatesTable) IS \(try db.quoteLiteral(aggregatesComment(zone: zone)))")
+        let oid = try relation(Self.aggregatesTable, on: db, kinds: ["r"]) ?? "0"
         let key = Set(["date", "sensor_id", "floor_number", "equipment_type"])
         if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
             try db.exec(Self.createAggregatesKeyIndexSQL)
         }
+        if stale { try markAggregatesStale(on: db) }
+    }
+
+    /// The comment ``setup(on:)`` puts on `daily_aggregates`: it records the time zone of its days.
+    private func aggregatesComment(zone: String) -> String {
+        "bems: daily aggregates per sensor and building day in time zone \(zone), kept by "
+            + "\(ledgerSchema).\(Self.refreshFunction)"
+    }
+
+    private func isMaterializedView(_ oid: String, on db: PGConnection) throws -> Bool {
+        try db.exec("SELECT relkind = 'm' FROM pg_class WHERE oid = $1::oid", parameters: [oid]).scalar() == "t"
+    }
+
+    /// Turns the `daily_aggregates` materialized view of an earlier bems into a table with the same name, columns
+    /// (types as the view's query produces them), rows (none when it was never populated) and grants. The unique key
+    /// is created by the caller; the table is marked for a full recompute, since loads since the view's last
+    /// refresh recorded no sensor-days. Runs inside ``setup(on:)``'s transaction: readers wait for it, then see the
+    /// table.
+    ///
+    /// - Throws: ``SchemaError`` when other views depend on the view (they would have to be dropped).
+    private func migrateAggregatesView(oid: String, on db: PGConnection) throws {
+        let home = try db.quoteIdentifier(
+            db.exec(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
+                parameters: [oid]
+            ).scalar() ?? "public")
+        let view = "\(home).\(Self.aggregatesTable)"
+        let staging = "\(Self.aggregatesTable)_bems_migrating"
+        let populated =
+            try db.exec("SELECT relispopulated FROM pg_class WHERE oid = $1::oid", parameters: [oid]).scalar() == "t"
+        try db.exec("CREATE TABLE \(home).\(staging) AS SELECT * FROM \(view) WITH NO DATA")
+        if populated { try db.exec("INSERT INTO \(home).\(staging) SELECT * FROM \(view)") }
+        let grants = try privileges(of: oid, on: db)
+        let dropped = Result { () throws(PostgresError) in try db.exec("DROP MATERIALIZED VIEW \(view)") }
+        if case .failure(let error) = dropped {
+            guard error.sqlState == "2BP01" else { throw error }
+            throw SchemaError(
+                kind: .incompatible, object: Self.aggregatesTable,
+                problems: [
+                    "is a materialized view that other objects depend on (\(error.detail ?? error.message)); bems makes "
+                        + "it a table: drop them, run bems setup, then create them again"
+                ])
+        }
+        try db.exec("ALTER TABLE \(home).\(staging) RENAME TO \(Self.aggregatesTable)")
+        for grant in grants { try db.exec("GRANT \(grant.privileges) ON \(view) TO \(grant.grantee)") }
+    }
+
+    /// The privileges granted on a relation to roles other than its owner, one entry per grantee (`PUBLIC` for 0).
+    private func privileges(of oid: String, on db: PGConnection) throws -> [(grantee: String, privileges: String)] {
+        try db.exec(
+            """
+            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,
+                   string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+            FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+            WHERE c.oid = $1::oid AND a.grantee <> c.relowner
+            GROUP BY 1 ORDER BY 1
+            """, parameters: [oid]
+        ).rows.map { ($0[0] ?? "", $0[1] ?? "") }
     }
 
     private func setupLedger(on db: PGConnection) throws {
-        try db.exec(Self.createLedgerSQL(schema: try db.quoteIdentifier(ledgerSchema)))
+        let s = try db.quoteIdentifier(ledgerSchema)
+        let dirtyExisted = try relation("\(s).\(Self.dirtyTable)", on: db, kinds: ["r", "p"]) != nil
+        let chunksBefore = try relation("\(s).loaded_chunks", on: db, kinds: ["r", "p"])
+        try db.exec(Self.createLedgerSQL(schema: s))
+        // A ledger from before dirty_sensor_days: whoever may write loaded_chunks (the importer role) may write it.
+        if !dirtyExisted, let chunksBefore {
+            for grant in try privileges(of: chunksBefore, on: db) {
+                try db.exec("GRANT \(grant.privileges) ON \(s).\(Self.dirtyTable) TO \(grant.grantee)")
+            }
+        }
         try migrateLedgerToPieces(on: db)
         for (table, columns) in Self.ledgerColumns {
             let name = try db.quoteIdentifier(ledgerSchema) + "." + table
@@ -434,39 +585,61 @@ package struct Schema: Sendable {
         return problems
     }
 
+    /// Problems of an existing `daily_aggregates` table: columns and types, the time zone in its comment (a comment
+    /// by bems for another zone; a missing one too when `requireZone`), the unique key.
     private func aggregatesProblems(
         oid: String,
         on db: PGConnection,
-        requireUniqueIndex: Bool = true
+        requireUniqueIndex: Bool = true,
+        requireZone: Bool = true
     ) throws -> [String] {
-        var problems: [String] = []
-        let columns = try db.exec(
-            "SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped"
-                + " ORDER BY attnum",
-            parameters: [oid]
-        ).rows.map { $0[0] ?? "" }
-        let expected = [
-            "date", "sensor_id", "floor_number", "equipment_type", "avg_value", "max_value", "min_value",
-            "reading_count",
-        ]
-        if columns != expected {
-            problems.append(
-                "has columns (\(columns.joined(separator: ", "))), expected (\(expected.joined(separator: ", ")))"
-            )
+        var problems = try aggregatesColumnProblems(oid: oid, on: db)
+        if problems.isEmpty {
+            problems = try columnProblems(oid: oid, expected: Self.aggregatesColumns, on: db)
         }
-        let definition = try db.exec("SELECT pg_get_viewdef($1::oid)", parameters: [oid]).scalar() ?? ""
+        let comment = try db.exec("SELECT obj_description($1::oid, 'pg_class')", parameters: [oid]).scalar()
         let zone = try db.quoteLiteral(timeZone)
-        if !definition.contains("AT TIME ZONE \(zone)") {
-            problems.append(
-                "is not grouped by days in time zone \(zone); drop it (DROP MATERIALIZED VIEW \(Self.aggregatesView))"
-                    + " and run setup again"
-            )
+        if let comment, comment.hasPrefix("bems:") {
+            if !comment.contains("time zone \(zone),") {
+                problems.append(
+                    "is not grouped by days in time zone \(zone) (its comment: \(comment)); drop it (DROP TABLE "
+                        + "\(Self.aggregatesTable)) and run setup again")
+            }
+        } else if requireZone {
+            problems.append("records no time zone (it was not made by bems setup); run bems setup")
         }
         if requireUniqueIndex {
             let key = Set(["date", "sensor_id", "floor_number", "equipment_type"])
             if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
                 problems.append("has no unique index on (date, sensor_id, floor_number, equipment_type)")
             }
+        }
+        return problems
+    }
+
+    /// The column names, in order, against the application's.
+    private func aggregatesColumnProblems(oid: String, on db: PGConnection) throws -> [String] {
+        let columns = try db.exec(
+            "SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped"
+                + " ORDER BY attnum",
+            parameters: [oid]
+        ).rows.map { $0[0] ?? "" }
+        let expected = Self.aggregatesColumns.map(\.name)
+        guard columns != expected else { return [] }
+        return ["has columns (\(columns.joined(separator: ", "))), expected (\(expected.joined(separator: ", ")))"]
+    }
+
+    /// Problems of the materialized view of an earlier bems that keep it from being migrated: its columns, and
+    /// days in another time zone.
+    private func legacyViewProblems(oid: String, on db: PGConnection) throws -> [String] {
+        var problems = try aggregatesColumnProblems(oid: oid, on: db)
+        let definition = try db.exec("SELECT pg_get_viewdef($1::oid)", parameters: [oid]).scalar() ?? ""
+        let zone = try db.quoteLiteral(timeZone)
+        if !definition.contains("AT TIME ZONE \(zone)") {
+            problems.append(
+                "is not grouped by days in time zone \(zone); drop it (DROP MATERIALIZED VIEW \(Self.aggregatesTable))"
+                    + " and run setup again"
+            )
         }
         return problems
     }
@@ -598,6 +771,19 @@ extension Schema {
         ColumnSpec(name: "status", type: "character varying(20)", notNull: false),
     ]
 
+    /// `daily_aggregates`, as the application's view produced them (and as ``createAggregatesTableSQL(timeZoneLiteral:)``
+    /// creates them).
+    static let aggregatesColumns: [ColumnSpec] = [
+        ColumnSpec(name: "date", type: "date", notNull: false),
+        ColumnSpec(name: "sensor_id", type: "character varying(50)", notNull: false),
+        ColumnSpec(name: "floor_number", type: "integer", notNull: false),
+        ColumnSpec(name: "equipment_type", type: "character varying(100)", notNull: false),
+        ColumnSpec(name: "avg_value", type: "numeric", notNull: false),
+        ColumnSpec(name: "max_value", type: "numeric", notNull: false),
+        ColumnSpec(name: "min_value", type: "numeric", notNull: false),
+        ColumnSpec(name: "reading_count", type: "bigint", notNull: false),
+    ]
+
     static let ledgerColumns: [(String, [ColumnSpec])] = [
         (
             "runs",
@@ -642,34 +828,105 @@ extension Schema {
                 ColumnSpec(name: "previous_status", type: "character varying(20)", notNull: false),
             ]
         ),
+        (
+            dirtyTable,
+            [
+                ColumnSpec(name: "sensor_id", type: "character varying(50)", notNull: true),
+                ColumnSpec(name: "day", type: "date", notNull: true),
+            ]
+        ),
     ]
 }
 
 // MARK: - SQL
 
 extension Schema {
-    /// The maintenance functions (see ``refreshFunction``). `concurrent` keeps readers on the old contents; it needs
-    /// the view to have been populated once.
-    package static func createFunctionsSQL(ledger s: String, home h: String) -> String {
-        """
-        CREATE OR REPLACE FUNCTION \(s).\(refreshFunction)(concurrent boolean) RETURNS void
-            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-        BEGIN
-            IF concurrent THEN
-                REFRESH MATERIALIZED VIEW CONCURRENTLY \(h).\(aggregatesView);
-            ELSE
-                REFRESH MATERIALIZED VIEW \(h).\(aggregatesView);
-            END IF;
-        END $fn$;
-        CREATE OR REPLACE FUNCTION \(s).\(analyzeFunction)() RETURNS void
-            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-        BEGIN
-            ANALYZE \(h).\(readingsTable);
-            ANALYZE \(h).\(aggregatesView);
-        END $fn$;
-        REVOKE ALL ON FUNCTION \(s).\(refreshFunction)(boolean) FROM PUBLIC;
-        REVOKE ALL ON FUNCTION \(s).\(analyzeFunction)() FROM PUBLIC;
-        """
+    /// The maintenance functions (see ``refreshFunction``).
+    ///
+    /// `refresh_daily_aggregates(full_refresh)` runs in the caller's transaction (one statement), so readers see the
+    /// old rows or the new ones:
+    /// 1. A transaction-level advisory lock: one refresh at a time.
+    /// 2. Takes the pairs of `dirty_sensor_days`, locking them in key order, then deletes them. A load or rollback
+    ///    that is still writing holds its pairs locked (it inserts them with `ON CONFLICT … DO UPDATE … WHERE false`,
+    ///    which locks an existing pair), so the refresh waits for it, and every pair taken belongs to a committed
+    ///    change, which the next statements see (each statement of the function takes a new snapshot).
+    /// 3. Incremental: deletes the taken sensor-days from `daily_aggregates` and inserts them computed from
+    ///    `sensor_readings` with the application view's `GROUP BY`, reading only those sensors over those days (range
+    ///    scans of the `(sensor_id, "timestamp")` key); a sensor-day without readings left stays deleted.
+    /// 4. Full (`full_refresh`, the ``everySensorDay`` marker, an empty table while readings exist, or more than half
+    ///    of the table's sensor-days taken): deletes every row and inserts the whole `GROUP BY` (a `DELETE`, not a
+    ///    `TRUNCATE`, so readers are never blocked).
+    ///
+    /// It returns the mode, the pairs taken and the rows deleted and inserted.
+    package static func createFunctionsSQL(ledger s: String, home h: String, timeZoneLiteral tz: String) -> String {
+        let columns = "date, sensor_id, floor_number, equipment_type, avg_value, max_value, min_value, reading_count"
+        let lockKey = "'bems.refresh:" + "\(h).\(s)".replacingOccurrences(of: "'", with: "''") + "'"
+        let aggregates = """
+            SELECT (r."timestamp" AT TIME ZONE \(tz))::date, r.sensor_id, r.floor_number, r.equipment_type,
+                       AVG(r.reading_value), MAX(r.reading_value), MIN(r.reading_value), COUNT(*)
+            """
+        return """
+            CREATE OR REPLACE FUNCTION \(s).\(refreshFunction)(full_refresh boolean)
+                RETURNS TABLE (mode text, sensor_days bigint, rows_deleted bigint, rows_inserted bigint)
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+            DECLARE
+                sensors varchar[];
+                days date[];
+                taken bigint;
+                everything boolean;
+                removed bigint;
+                added bigint;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(hashtext(\(lockKey)));
+                SELECT array_agg(k.sensor_id ORDER BY k.sensor_id, k.day) FILTER (WHERE k.day <> '-infinity'),
+                       array_agg(k.day ORDER BY k.sensor_id, k.day) FILTER (WHERE k.day <> '-infinity'),
+                       count(*) FILTER (WHERE k.day <> '-infinity'),
+                       coalesce(bool_or(k.day = '-infinity'), false)
+                  INTO sensors, days, taken, everything
+                  FROM (SELECT d.sensor_id, d.day FROM \(s).\(dirtyTable) d
+                        ORDER BY d.sensor_id, d.day FOR UPDATE) k;
+                DELETE FROM \(s).\(dirtyTable) d
+                 WHERE d.day = '-infinity' AND everything
+                    OR (d.sensor_id, d.day) IN (SELECT * FROM unnest(sensors, days));
+                everything := full_refresh OR everything
+                    OR (NOT EXISTS (SELECT 1 FROM \(h).\(aggregatesTable))
+                        AND EXISTS (SELECT 1 FROM \(h).\(readingsTable)))
+                    OR taken * 2 > (SELECT count(*) FROM \(h).\(aggregatesTable));
+                IF everything THEN
+                    DELETE FROM \(h).\(aggregatesTable);
+                    GET DIAGNOSTICS removed = ROW_COUNT;
+                    INSERT INTO \(h).\(aggregatesTable) (\(columns))
+                    \(aggregates)
+                    FROM \(h).\(readingsTable) r
+                    GROUP BY 1, 2, 3, 4;
+                    GET DIAGNOSTICS added = ROW_COUNT;
+                    RETURN QUERY SELECT 'full'::text, taken, removed, added;
+                ELSE
+                    DELETE FROM \(h).\(aggregatesTable) a
+                     USING unnest(sensors, days) AS t(sensor_id, day)
+                     WHERE a.sensor_id = t.sensor_id AND a.date = t.day;
+                    GET DIAGNOSTICS removed = ROW_COUNT;
+                    INSERT INTO \(h).\(aggregatesTable) (\(columns))
+                    \(aggregates)
+                    FROM unnest(sensors, days) AS t(sensor_id, day)
+                    JOIN \(h).\(readingsTable) r
+                      ON r.sensor_id = t.sensor_id
+                     AND r."timestamp" >= (t.day::timestamp AT TIME ZONE \(tz))
+                     AND r."timestamp" < ((t.day + 1)::timestamp AT TIME ZONE \(tz))
+                    GROUP BY 1, 2, 3, 4;
+                    GET DIAGNOSTICS added = ROW_COUNT;
+                    RETURN QUERY SELECT 'incremental'::text, taken, removed, added;
+                END IF;
+            END $fn$;
+            CREATE OR REPLACE FUNCTION \(s).\(analyzeFunction)() RETURNS void
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+            BEGIN
+                ANALYZE \(h).\(readingsTable);
+                ANALYZE \(h).\(aggregatesTable);
+            END $fn$;
+            REVOKE ALL ON FUNCTION \(s).\(refreshFunction)(boolean) FROM PUBLIC;
+            REVOKE ALL ON FUNCTION \(s).\(analyzeFunction)() FROM PUBLIC;
+            """
     }
 
     /// The readings table, exactly as the application defines it, with its natural key.
@@ -698,12 +955,23 @@ extension Schema {
             ON sensor_readings (floor_number, "timestamp")
         """
 
-    /// The daily aggregates view for a building time zone.
+    /// The `daily_aggregates` table, empty, with the columns and types of the application's view (created from its
+    /// query `WITH NO DATA`, so they are exactly what the view produced).
     ///
     /// - Parameter timeZoneLiteral: The time zone as a quoted SQL literal, for example `'Asia/Bangkok'`.
-    package static func createAggregatesViewSQL(timeZoneLiteral: String) -> String {
+    package static func createAggregatesTableSQL(timeZoneLiteral: String) -> String {
+        "CREATE TABLE daily_aggregates AS " + aggregatesQuery(timeZoneLiteral: timeZoneLiteral) + " WITH NO DATA"
+    }
+
+    /// The materialized view of bems before `daily_aggregates` became a table (tests of the migration create it).
+    package static func createLegacyAggregatesViewSQL(timeZoneLiteral: String) -> String {
+        "CREATE MATERIALIZED VIEW daily_aggregates AS " + aggregatesQuery(timeZoneLiteral: timeZoneLiteral)
+            + " WITH DATA"
+    }
+
+    /// The application's view query, with the day in the building's time zone.
+    static func aggregatesQuery(timeZoneLiteral: String) -> String {
         """
-        CREATE MATERIALIZED VIEW daily_aggregates AS
         SELECT ("timestamp" AT TIME ZONE \(timeZoneLiteral))::date AS date,
                sensor_id,
                floor_number,
@@ -714,11 +982,10 @@ extension Schema {
                COUNT(*) AS reading_count
         FROM sensor_readings
         GROUP BY 1, 2, 3, 4
-        WITH DATA
         """
     }
 
-    /// The unique index `REFRESH MATERIALIZED VIEW CONCURRENTLY` needs.
+    /// The unique key of `daily_aggregates` (the view's, which `REFRESH … CONCURRENTLY` needed).
     package static let createAggregatesKeyIndexSQL = """
         CREATE UNIQUE INDEX IF NOT EXISTS daily_aggregates_key
             ON daily_aggregates (date, sensor_id, floor_number, equipment_type)
@@ -790,6 +1057,14 @@ extension Schema {
         );
         COMMENT ON TABLE \(s).replaced_readings IS
             'Previous value and status of each sensor_readings row a chunk updated, for rollback (bems).';
+
+        CREATE TABLE IF NOT EXISTS \(s).\(dirtyTable) (
+            sensor_id VARCHAR(50) NOT NULL,
+            day       DATE NOT NULL,
+            PRIMARY KEY (sensor_id, day)
+        );
+        COMMENT ON TABLE \(s).\(dirtyTable) IS
+            'Sensor-days (building days) changed since the last refresh of daily_aggregates; (''*'', -infinity): all (bems).';
         """
     }
 }

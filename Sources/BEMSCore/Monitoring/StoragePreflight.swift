@@ -123,7 +123,7 @@ package enum StoragePreflight {
             """
             SELECT pg_database_size(current_database()),
                    COALESCE(pg_total_relation_size(to_regclass('\(Schema.readingsTable)')), 0),
-                   COALESCE(pg_total_relation_size(to_regclass('\(Schema.aggregatesView)')), 0),
+                   COALESCE(pg_total_relation_size(to_regclass('\(Schema.aggregatesTable)')), 0),
                    COALESCE((SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('\(Schema.readingsTable)')), -1)
             """)
         var m = Measurement(

@@ -17,7 +17,8 @@ import Logging
 ///    status dedupe saw; the affected count must equal the chunk's update count. The previous values go to
 ///    `replaced_readings`.
 /// 5. `sensor_day_stats` (see ``LoadLedger``): deltas computed from the chunk file in 15-minute buckets (every time
-///    zone offset is a multiple of 15 minutes), mapped to building days in SQL with `AT TIME ZONE`.
+///    zone offset is a multiple of 15 minutes), mapped to building days in SQL with `AT TIME ZONE`; the same
+///    sensor-days go to `dirty_sensor_days` for the refresh (``markDirty(sensors:days:q:on:)``).
 ///
 /// Steps 2 and 4 run in that order because an updated row also gets this transaction's `xmin`.
 struct ChunkLoader {
@@ -426,6 +427,23 @@ struct ChunkLoader {
                         WHERE d.sensor_id = excluded.sensor_id AND d.day = excluded.day)
             """,
             parameters: [pgArray(sensors), pgArray(days), pgArray(counts), pgArray(sums)])
+        try Self.markDirty(sensors: sensors, days: days, q: q, on: db)
+    }
+
+    /// Records sensor-days for the next refresh of `daily_aggregates` (`<ledger>.dirty_sensor_days`), in the caller's
+    /// transaction. A pair already recorded is locked instead (`DO UPDATE … WHERE false` changes nothing but locks
+    /// it), so a refresh that wants to take it waits until this transaction commits and then sees its readings;
+    /// pairs go in key order, the order the refresh locks them in.
+    static func markDirty(sensors: [String], days: [String], q: String, on db: PGConnection) throws {
+        guard !sensors.isEmpty else { return }
+        try db.exec(
+            """
+            INSERT INTO \(q).\(Schema.dirtyTable) AS t (sensor_id, day)
+            SELECT u.sensor_id, u.day FROM unnest($1::varchar[], $2::date[]) AS u(sensor_id, day)
+            ORDER BY 1, 2
+            ON CONFLICT (sensor_id, day) DO UPDATE SET day = excluded.day WHERE false
+            """,
+            parameters: [pgArray(sensors), pgArray(days)])
     }
 
     /// Parses an `int8multirange` in PostgreSQL's output form (`{[1,5),[9,12)}`, `{}`) into half-open ranges.

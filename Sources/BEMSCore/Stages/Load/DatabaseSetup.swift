@@ -68,11 +68,12 @@ package enum DatabaseSetup {
     package static func run(
         on db: PGConnection, timeZone: String, ledgerSchema: String, logger: Logger
     ) throws -> Report {
+        let ledgerTables = ["runs", "loaded_chunks", "replaced_readings", Schema.dirtyTable, "sensor_day_stats"]
         let objects =
             [
                 Schema.readingsTable, "sensor_readings_timestamp_brin", "sensor_readings_floor_number_timestamp_idx",
-                Schema.aggregatesView, "daily_aggregates_key",
-            ] + ["runs", "loaded_chunks", "replaced_readings", "sensor_day_stats"].map { ledgerSchema + "." + $0 }
+                Schema.aggregatesTable, "daily_aggregates_key",
+            ] + ledgerTables.map { ledgerSchema + "." + $0 }
         func exists(_ name: String) throws -> Bool {
             let quoted =
                 name.contains(".")

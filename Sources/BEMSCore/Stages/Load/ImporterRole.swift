@@ -4,8 +4,8 @@ import Logging
 ///
 /// The role can log in and do exactly what the stages need: read, insert, update and delete readings (delete is
 /// rollback of inserted rows), use the id sequence, write the ledger, create temporary tables (load's update staging
-/// table), read the view, and execute the two `SECURITY DEFINER` maintenance functions (refresh, analyze). It owns
-/// nothing, so it cannot drop, truncate or alter the tables, the view or the indexes, and it is created
+/// table), read `daily_aggregates`, and execute the two `SECURITY DEFINER` maintenance functions (refresh, analyze). It owns
+/// nothing, so it cannot drop, truncate or alter the tables (`daily_aggregates` included) or the indexes, and it is created
 /// `NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`.
 package enum ImporterRole {
     /// Creates or updates the role and grants its privileges; idempotent. Run by the database owner after setup.
@@ -64,9 +64,11 @@ package enum ImporterRole {
             "GRANT USAGE ON SCHEMA \(home), \(ledger) TO \(role)",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON \(readings) TO \(role)",
             "GRANT USAGE, SELECT ON SEQUENCE \(sequence) TO \(role)",
-            "GRANT SELECT ON \(home).\(Schema.aggregatesView) TO \(role)",
+            "GRANT SELECT ON \(home).\(Schema.aggregatesTable) TO \(role)",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \(ledger) TO \(role)",
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA \(ledger) TO \(role)",
+            // When the ledger shares the table's schema, the line above also granted writing daily_aggregates.
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON \(home).\(Schema.aggregatesTable) FROM \(role)",
             "GRANT EXECUTE ON FUNCTION \(ledger).\(Schema.refreshFunction)(boolean), "
                 + "\(ledger).\(Schema.analyzeFunction)() TO \(role)",
         ]

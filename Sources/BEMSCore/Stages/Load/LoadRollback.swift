@@ -8,7 +8,8 @@ import Logging
 ///
 /// - Deletes the rows the run inserted (ledger `inserted_ids`, unnested into id ranges so the primary key is used).
 /// - Restores every row it updated to the ledger's previous value and status (`replaced_readings`).
-/// - Applies the inverse deltas to `sensor_day_stats`.
+/// - Applies the inverse deltas to `sensor_day_stats`, and records the sensor-days it changed in `dirty_sensor_days`
+///   (the next refresh recomputes them; one left without readings is deleted from `daily_aggregates`).
 /// - Marks its chunks and the run `rolled_back` (by a new `runs` row of stage `load-rollback`).
 ///
 /// Refused when a later committed run touched a key this run inserted or updated: roll that run back first. When the
@@ -131,6 +132,10 @@ package enum LoadRollback {
                                value_sum = s.value_sum - d.v
                         FROM d WHERE s.sensor_id = d.sensor_id AND s.day = d.day
                         RETURNING 1
+                    ), dirty AS (
+                        INSERT INTO \(q).\(Schema.dirtyTable) AS t (sensor_id, day)
+                        SELECT sensor_id, day FROM d ORDER BY 1, 2
+                        ON CONFLICT (sensor_id, day) DO UPDATE SET day = excluded.day WHERE false
                     )
                     SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM upd)
                     """,
@@ -166,6 +171,12 @@ package enum LoadRollback {
                     FROM bems_rollback_restore GROUP BY 1, 2
                 ) d
                 WHERE s.sensor_id = d.sensor_id AND s.day = d.day
+                """)
+            try db.exec(
+                """
+                INSERT INTO \(q).\(Schema.dirtyTable) AS t (sensor_id, day)
+                SELECT DISTINCT sensor_id, ("timestamp" AT TIME ZONE \(tz))::date FROM bems_rollback_restore ORDER BY 1, 2
+                ON CONFLICT (sensor_id, day) DO UPDATE SET day = excluded.day WHERE false
                 """)
             try db.exec(
                 """

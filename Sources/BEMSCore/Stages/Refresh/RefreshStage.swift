@@ -1,11 +1,13 @@
 import Foundation
 import Logging
 
-/// The refresh stage: recomputes `daily_aggregates` and refreshes planner statistics after loads.
+/// The refresh stage: brings `daily_aggregates` up to date and refreshes planner statistics after loads.
 ///
-/// Steps: `REFRESH MATERIALIZED VIEW CONCURRENTLY daily_aggregates` (a plain `REFRESH` when the view was never
-/// populated, since `CONCURRENTLY` needs populated contents), then `ANALYZE sensor_readings` and `ANALYZE
-/// daily_aggregates`. Each step is timed.
+/// Steps: one call of ``Schema/refreshFunction`` (incremental: the sensor-days loads and rollbacks recorded in
+/// `dirty_sensor_days` are deleted and computed again from `sensor_readings`; full with ``Options/force``, on the
+/// first refresh after setup, or when most sensor-days changed; see
+/// ``Schema/createFunctionsSQL(ledger:home:timeZoneLiteral:)``), then `ANALYZE sensor_readings` and `ANALYZE
+/// daily_aggregates`. Each step is timed; the report says which mode ran and how many sensor-days it took.
 ///
 /// ## Make-style skipping
 ///
@@ -16,7 +18,8 @@ import Logging
 /// conservative: a load committing while the refresh runs changes the signature, so the next refresh runs again.
 /// The skip also needs the work dir's current refresh run to be that last refresh: a refresh killed between its
 /// ledger update and its manifest runs again instead of leaving the work dir without a record.
-/// Changes made outside the pipeline (manual SQL) are not in the ledger; use ``Options/force``.
+/// It is not skipped while `dirty_sensor_days` holds pairs, or while `daily_aggregates` is empty and readings exist.
+/// Changes made outside the pipeline (manual SQL) are not in the ledger; use ``Options/force`` (a full recompute).
 package enum RefreshStage {
     /// What a refresh invocation was asked to do.
     package struct Options: Sendable {
@@ -24,7 +27,7 @@ package enum RefreshStage {
         package var config: PipelineConfig
         /// The environment (dev, staging, prod).
         package var env: String
-        /// Refresh even when no load changed data since the last refresh.
+        /// Recompute the whole table, even when no load changed data since the last refresh.
         package var force = false
         /// The ledger schema (tests use their own).
         package var ledgerSchema = Schema.defaultLedgerSchema
@@ -78,15 +81,18 @@ package enum RefreshStage {
 
         let ledger: String
         let signature: String
-        let populated: Bool
+        let pending: Bool
         let last: (id: String, signature: String?, finishedAt: String?)?
         do {
             ledger = try db.quoteIdentifier(options.ledgerSchema)
             signature = try ledgerSignature(ledger: ledger, on: db)
-            populated =
+            pending =
                 try db.exec(
-                    "SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1)",
-                    parameters: [Schema.aggregatesView]
+                    """
+                    SELECT EXISTS (SELECT 1 FROM \(ledger).\(Schema.dirtyTable))
+                        OR (NOT EXISTS (SELECT 1 FROM \(Schema.aggregatesTable))
+                            AND EXISTS (SELECT 1 FROM \(Schema.readingsTable)))
+                    """
                 ).scalar() == "t"
             let row = try db.exec(
                 """
@@ -104,7 +110,7 @@ package enum RefreshStage {
         // `succeeded` but before its manifest was published (or done from another work dir) runs again, so the
         // work dir's current refresh run always names the ledger's last refresh.
         let recorded = try? work.currentManifest(.refresh)?.totals["ledgerRunID"]
-        if !options.force, populated, let last, last.signature == signature, let recorded,
+        if !options.force, !pending, let last, last.signature == signature, let recorded,
             String(recorded) == last.id
         {
             logger.info("refresh is up to date", metadata: ["ledger.run": "\(last.id)"])
@@ -120,7 +126,6 @@ package enum RefreshStage {
         let runDir = work.runDirectory(.refresh, runID)
         var report = RefreshReport(runID: runID, env: options.env)
         report.ledgerSignature = signature
-        report.concurrently = populated
         let ledgerRunID: String
         do {
             ledgerRunID =
@@ -135,28 +140,33 @@ package enum RefreshStage {
         report.ledgerRunID = Int(ledgerRunID) ?? 0
         logger.info(
             "refresh started",
-            metadata: ["run": "\(runID)", "ledger.run": "\(ledgerRunID)", "concurrently": "\(populated)"])
+            metadata: ["run": "\(runID)", "ledger.run": "\(ledgerRunID)", "force": "\(options.force)"])
         options.progress.begin(total: .unknown)  // one statement: the line shows the time it has taken
 
         do {
             var t = Date()
-            try schema.refreshDailyAggregates(on: db, concurrently: populated)
+            let refreshed = try schema.refreshDailyAggregates(on: db, full: options.force)
             report.refreshSeconds = Date().timeIntervalSince(t)
+            report.mode = refreshed.mode
+            report.sensorDays = refreshed.sensorDays
+            report.rowsDeleted = refreshed.rowsDeleted
+            report.rowsInserted = refreshed.rowsInserted
             t = Date()
             try schema.analyze(on: db)
             report.analyzeSeconds = Date().timeIntervalSince(t)
             report.aggregateRows =
-                Int(try db.exec("SELECT count(*) FROM \(Schema.aggregatesView)").scalar() ?? "0") ?? 0
+                Int(try db.exec("SELECT count(*) FROM \(Schema.aggregatesTable)").scalar() ?? "0") ?? 0
             try db.exec(
                 """
                 UPDATE \(ledger).runs SET status = 'succeeded', finished_at = clock_timestamp(),
                     details = details || jsonb_build_object('refreshSeconds', $2::float8, 'analyzeSeconds', $3::float8,
-                                                            'aggregateRows', $4::bigint)
+                                                            'aggregateRows', $4::bigint, 'mode', $5::text,
+                                                            'sensorDays', $6::bigint)
                 WHERE id = $1::bigint
                 """,
                 parameters: [
                     ledgerRunID, String(report.refreshSeconds), String(report.analyzeSeconds),
-                    String(report.aggregateRows),
+                    String(report.aggregateRows), report.mode, String(report.sensorDays),
                 ])
         } catch {
             _ = try? db.exec(
@@ -174,7 +184,7 @@ package enum RefreshStage {
             totals: [
                 "aggregateRows": report.aggregateRows, "refreshMilliseconds": Int(report.refreshSeconds * 1000),
                 "analyzeMilliseconds": Int(report.analyzeSeconds * 1000), "ledgerRunID": report.ledgerRunID,
-                "concurrently": populated ? 1 : 0,
+                "full": report.mode == "full" ? 1 : 0, "sensorDays": report.sensorDays,
             ],
             seconds: report.seconds)
         try work.publish(manifest)
@@ -184,7 +194,7 @@ package enum RefreshStage {
                 "run": "\(runID)", "rows.aggregates": "\(report.aggregateRows)",
                 "refresh.seconds": "\(String(format: "%.3f", report.refreshSeconds))",
                 "analyze.seconds": "\(String(format: "%.3f", report.analyzeSeconds))",
-                "concurrently": "\(populated)",
+                "mode": "\(report.mode)", "sensor.days": "\(report.sensorDays)",
             ])
         return Result(manifest: manifest, report: report, upToDate: false)
     }
@@ -224,9 +234,14 @@ package struct RefreshReport: Codable, Equatable, Sendable {
     package var ledgerRunID = 0
     /// The ledger state the refresh covered (see ``RefreshStage``).
     package var ledgerSignature = ""
-    /// Whether `REFRESH … CONCURRENTLY` was used (false for the first population).
-    package var concurrently = false
-    /// Seconds the `REFRESH` took.
+    /// `incremental` (the recorded sensor-days) or `full` (the whole table); see ``Schema/AggregatesRefresh``.
+    package var mode = ""
+    /// The sensor-days taken from `dirty_sensor_days`.
+    package var sensorDays = 0
+    /// Rows of `daily_aggregates` deleted and inserted by the refresh.
+    package var rowsDeleted = 0
+    package var rowsInserted = 0
+    /// Seconds the refresh function took.
     package var refreshSeconds: Double = 0
     /// Seconds both `ANALYZE`s took.
     package var analyzeSeconds: Double = 0

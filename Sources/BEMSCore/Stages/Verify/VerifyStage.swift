@@ -5,7 +5,8 @@ import Logging
 package struct VerifyMismatch: Codable, Equatable, Sendable {
     /// `chunk-missing` (no committed ledger row), `chunk-incomplete` (committed pieces leave rows of the chunk
     /// uncovered, or overlap), `chunk-counts` (the ledger's counts, summed over the chunk's pieces, differ from the
-    /// manifest) or `sensor-day` (the table's count or value sum differs from `sensor_day_stats`).
+    /// manifest), `sensor-day` (the table's count or value sum differs from `sensor_day_stats`) or `aggregates`
+    /// (`daily_aggregates.reading_count` of a refreshed sensor-day differs from `sensor_day_stats`).
     package var kind: String
     package var chunk: String?
     package var sensorID: String?
@@ -74,6 +75,10 @@ package struct VerifyReport: Codable, Equatable, Sendable {
 ///   (see ``LoadLedger``). The query reads only the chunk's sensors over its days, through the unique index; a run
 ///   that holds at least half of the table (a first load) is checked instead in one grouped scan of the whole table
 ///   against every `sensor_day_stats` row, which is cheaper than a range read per chunk.
+/// - Per sensor-day checked that no refresh is pending for (not in `dirty_sensor_days`, and no full recompute
+///   pending): the `reading_count` of `daily_aggregates`, summed over the sensor-day's rows, must equal
+///   `sensor_day_stats` (0 when the sensor-day has no row). Right after a load its sensor-days are pending, so this
+///   checks the earlier refreshes; after `bems-refresh`, that one too.
 package enum VerifyStage {
     /// What to verify.
     package struct Options: Sendable {
@@ -264,6 +269,7 @@ package enum VerifyStage {
                 }
             }
         }
+        mismatches += try aggregateMismatches(sensorDays: checkedDays, ledger: ledger, db: db)
         let report = VerifyReport(
             loadRunID: loadManifest.runID, dedupeRunID: loadManifest.upstreamRunID, chunksChecked: chunksChecked,
             sensorDaysChecked: checkedDays.count, mismatches: mismatches, seconds: Date().timeIntervalSince(started))
@@ -278,5 +284,39 @@ package enum VerifyStage {
                 metadata: ["mismatches": "\(mismatches.count)", "run": "\(loadManifest.runID)"])
         }
         return report
+    }
+
+    /// `daily_aggregates` against `sensor_day_stats` for the given sensor-days (`sensor|YYYY-MM-DD`) whose refresh
+    /// is not pending; none while a full recompute is pending (the table may be stale as a whole).
+    static func aggregateMismatches(
+        sensorDays: Set<String>, ledger: LoadLedger, db: PGConnection
+    ) throws -> [VerifyMismatch] {
+        guard !sensorDays.isEmpty else { return [] }
+        let q = try ledger.q(db)
+        let pairs = sensorDays.sorted().map { $0.split(separator: "|", maxSplits: 1).map(String.init) }
+        let result = try db.exec(
+            """
+            WITH k AS (
+                SELECT u.sensor_id, u.day FROM unnest($1::varchar[], $2::date[]) AS u(sensor_id, day)
+                WHERE NOT EXISTS (SELECT 1 FROM \(q).\(Schema.dirtyTable) d
+                                  WHERE d.sensor_id = u.sensor_id AND d.day = u.day)
+                  AND NOT EXISTS (SELECT 1 FROM \(q).\(Schema.dirtyTable) d WHERE d.day = '-infinity')
+            )
+            SELECT k.sensor_id, k.day::text, s.reading_count, coalesce(sum(a.reading_count), 0)
+            FROM k
+            JOIN \(q).sensor_day_stats s ON s.sensor_id = k.sensor_id AND s.day = k.day
+            LEFT JOIN \(Schema.aggregatesTable) a ON a.sensor_id = k.sensor_id AND a.date = k.day
+            GROUP BY 1, 2, 3
+            HAVING s.reading_count <> coalesce(sum(a.reading_count), 0)
+            ORDER BY 1, 2
+            """,
+            parameters: [pgArray(pairs.map { $0.first ?? "" }), pgArray(pairs.map { $0.last ?? "" })])
+        return (0..<result.count).map { r in
+            VerifyMismatch(
+                kind: "aggregates", chunk: nil, sensorID: result.string(row: r, col: 0),
+                day: result.string(row: r, col: 1),
+                expected: "reading_count=\(result.string(row: r, col: 2) ?? "")",
+                actual: "reading_count=\(result.string(row: r, col: 3) ?? "")")
+        }
     }
 }
