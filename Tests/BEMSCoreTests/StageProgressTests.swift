@@ -169,7 +169,6 @@ final class ProgressRig: @unchecked Sendable {
         #expect(StageProgress.mode(quiet: true, isTerminal: true, every: 5) == .quiet)
         #expect(StageProgress.mode(quiet: false, isTerminal: true, every: 5) == .terminal)
         #expect(StageProgress.mode(quiet: false, isTerminal: false, every: 3) == .log(every: 3))
-        _ = StageProgress.stderrIsTerminal  // under `swift test` stderr is a pipe or a terminal: both are fine
     }
 
     @Test func snapshotArithmeticAndFormats() {
