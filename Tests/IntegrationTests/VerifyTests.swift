@@ -54,8 +54,19 @@ struct VerifyTests {
                 """)
             let report = try f.verify()
             #expect(report.mismatches.count == 1)
-            #expect(report.mismatches.first?.sensorID == "f1_z1_ac1")
-            #expect(report.mismatches.first?.chunk != nil)
+            let m = try #require(report.mismatches.first)
+            #expect(m.kind == "sensor-day" && m.sensorID == "f1_z1_ac1" && m.day == "2019-01-02")
+            #expect(m.chunk?.contains("f1-2019-01-02") == true)
+            #expect(m.expected.hasPrefix("count=600 ") && m.actual.hasPrefix("count=600 "))  // 2019-01-02 begins at minute 960
+            #expect(report.sensorDaysChecked == 6)  // the run's sensors on its one Bangkok day
+            // Every reading of a sensor-day gone: reported with a count of 0.
+            try f.db.exec(
+                """
+                DELETE FROM sensor_readings WHERE sensor_id = 'f2_z1_light'
+                AND "timestamp" >= to_timestamp(1546304400 + 960 * 60)
+                """)
+            let gone = try f.verify().mismatches.first { $0.sensorID == "f2_z1_light" }
+            #expect(gone?.actual == "count=0 sum=0")
         }
     }
 

@@ -132,7 +132,6 @@ package enum VerifyStage {
                 names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
             let q = try ledger.q(db)
             let tz = try db.quoteLiteral(ledger.timeZone)
-            var reported = Set<String>()
             var checks: [(file: String, sensors: [String], minTS: Int64, maxTS: Int64)] = []
             var checkRows = 0
             for chunk in dedupe.chunks {
@@ -179,94 +178,67 @@ package enum VerifyStage {
                         "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
                         parameters: [Schema.readingsTable]
                     ).scalar() ?? "0") ?? 0
-            if checks.count > 1, tableRows > 0, checkRows * 2 >= tableRows {
-                let result = try db.exec(
-                    """
-                    WITH e AS (
-                        SELECT s.sensor_id, s.day, s.reading_count AS c, s.value_sum AS v FROM \(q).sensor_day_stats s
-                    ), a AS (
-                        SELECT r.sensor_id, (r."timestamp" AT TIME ZONE \(tz))::date AS day,
-                               count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
-                        FROM \(Schema.readingsTable) r
-                        GROUP BY 1, 2
-                    )
-                    SELECT e.sensor_id, e.day::text, e.c, e.v::text, coalesce(a.c, 0), coalesce(a.v, 0)::text,
-                           e.c = coalesce(a.c, 0) AND e.v = coalesce(a.v, 0)
-                    FROM e LEFT JOIN a ON a.sensor_id = e.sensor_id AND a.day = e.day
-                    """)
+            if !checks.isEmpty {
+                let ranges = try dayRanges(checks, tz: tz, db: db)
+                let result: PGResult
+                if checks.count > 1, tableRows > 0, checkRows * 2 >= tableRows {
+                    result = try db.exec(
+                        """
+                        WITH e AS (
+                            SELECT s.sensor_id, s.day, s.reading_count AS c, s.value_sum AS v
+                            FROM \(q).sensor_day_stats s
+                        ), a AS (
+                            SELECT r.sensor_id, (r."timestamp" AT TIME ZONE \(tz))::date AS day,
+                                   count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
+                            FROM \(Schema.readingsTable) r
+                            GROUP BY 1, 2
+                        )
+                        SELECT e.sensor_id, e.day::text, e.c, e.v::text, coalesce(a.c, 0), coalesce(a.v, 0)::text,
+                               e.c = coalesce(a.c, 0) AND e.v = coalesce(a.v, 0)
+                        FROM e LEFT JOIN a ON a.sensor_id = e.sensor_id AND a.day = e.day
+                        """)
+                } else {
+                    // Every sensor-day of the run, each read by one range scan of the (sensor_id, "timestamp")
+                    // key: the LATERAL keeps the planner from a whole-table scan, which it chose for a chunk's
+                    // sensors over a day range once the table held 123 M readings (33 s a chunk).
+                    var sensors: [String] = []
+                    var firsts: [String] = []
+                    var lasts: [String] = []
+                    for (i, check) in checks.enumerated() {
+                        for sensor in check.sensors {
+                            sensors.append(sensor)
+                            firsts.append(ranges[i].0)
+                            lasts.append(ranges[i].1)
+                        }
+                    }
+                    result = try db.exec(
+                        """
+                        WITH k AS (
+                            SELECT DISTINCT u.sensor_id, g.day::date AS day
+                            FROM unnest($1::varchar[], $2::date[], $3::date[]) AS u(sensor_id, d0, d1)
+                            CROSS JOIN LATERAL generate_series(u.d0, u.d1, interval '1 day') AS g(day)
+                        )
+                        SELECT k.sensor_id, k.day::text, s.reading_count, s.value_sum::text, a.c, a.v::text,
+                               s.reading_count = a.c AND s.value_sum = a.v
+                        FROM k
+                        JOIN \(q).sensor_day_stats s ON s.sensor_id = k.sensor_id AND s.day = k.day
+                        CROSS JOIN LATERAL (
+                            SELECT count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
+                            FROM \(Schema.readingsTable) r
+                            WHERE r.sensor_id = k.sensor_id
+                              AND r."timestamp" >= (k.day::timestamp AT TIME ZONE \(tz))
+                              AND r."timestamp" < ((k.day + 1)::timestamp AT TIME ZONE \(tz))
+                        ) a
+                        """,
+                        parameters: [pgArray(sensors), pgArray(firsts), pgArray(lasts)])
+                }
                 var bad: [Int] = []
                 for r in 0..<result.count {
                     let sensor = result.string(row: r, col: 0) ?? ""
                     checkedDays.insert(sensor + "|" + (result.string(row: r, col: 1) ?? ""))
                     if try result.bool(row: r, col: 6) == false { bad.append(r) }
                 }
-                // Each mismatch is attributed to a chunk of the run holding that sensor on that day, if any.
-                var dayRanges: [(String, String)] = []
-                if !bad.isEmpty {
-                    let bounds = checks.flatMap { [$0.minTS, $0.maxTS] }
-                    let days = try db.exec(
-                        "SELECT (to_timestamp(x) AT TIME ZONE \(tz))::date::text FROM unnest($1::int8[]) WITH ORDINALITY"
-                            + " u(x, n) ORDER BY n", parameters: [pgArray(bounds)])
-                    dayRanges = (0..<checks.count).map {
-                        (days.string(row: 2 * $0, col: 0) ?? "", days.string(row: 2 * $0 + 1, col: 0) ?? "")
-                    }
-                }
-                for r in bad {
-                    let sensor = result.string(row: r, col: 0) ?? ""
-                    let day = result.string(row: r, col: 1) ?? ""
-                    let chunk = checks.indices.first {
-                        checks[$0].sensors.contains(sensor) && dayRanges[$0].0 <= day && day <= dayRanges[$0].1
-                    }.map { checks[$0].file }
-                    mismatches.append(
-                        VerifyMismatch(
-                            kind: "sensor-day", chunk: chunk, sensorID: sensor, day: day,
-                            expected:
-                                "count=\(result.string(row: r, col: 2) ?? "") sum=\(result.string(row: r, col: 3) ?? "")",
-                            actual:
-                                "count=\(result.string(row: r, col: 4) ?? "") sum=\(result.string(row: r, col: 5) ?? "")"
-                        ))
-                }
-                checks = []
-            }
-            for (file, sensors, minTS, maxTS) in checks {
-                let result = try db.exec(
-                    """
-                    WITH bounds AS (
-                        SELECT (to_timestamp($2::bigint) AT TIME ZONE \(tz))::date AS d0,
-                               (to_timestamp($3::bigint) AT TIME ZONE \(tz))::date AS d1
-                    ), e AS (
-                        SELECT s.sensor_id, s.day, s.reading_count AS c, s.value_sum AS v
-                        FROM \(q).sensor_day_stats s, bounds
-                        WHERE s.sensor_id = ANY($1::varchar[]) AND s.day BETWEEN bounds.d0 AND bounds.d1
-                    ), a AS (
-                        SELECT r.sensor_id, (r."timestamp" AT TIME ZONE \(tz))::date AS day,
-                               count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
-                        FROM \(Schema.readingsTable) r, bounds
-                        WHERE r.sensor_id = ANY($1::varchar[])
-                          AND r."timestamp" >= (bounds.d0::timestamp AT TIME ZONE \(tz))
-                          AND r."timestamp" < ((bounds.d1 + 1)::timestamp AT TIME ZONE \(tz))
-                        GROUP BY 1, 2
-                    )
-                    SELECT e.sensor_id, e.day::text, e.c, e.v::text, coalesce(a.c, 0), coalesce(a.v, 0)::text,
-                           e.c = coalesce(a.c, 0) AND e.v = coalesce(a.v, 0)
-                    FROM e LEFT JOIN a ON a.sensor_id = e.sensor_id AND a.day = e.day
-                    """,
-                    parameters: [pgArray(sensors), String(minTS), String(maxTS)])
-                for r in 0..<result.count {
-                    let sensor = result.string(row: r, col: 0) ?? ""
-                    let day = result.string(row: r, col: 1) ?? ""
-                    checkedDays.insert(sensor + "|" + day)
-                    guard try result.bool(row: r, col: 6) == false, reported.insert(sensor + "|" + day).inserted
-                    else { continue }
-                    mismatches.append(
-                        VerifyMismatch(
-                            kind: "sensor-day", chunk: file, sensorID: sensor, day: day,
-                            expected:
-                                "count=\(result.string(row: r, col: 2) ?? "") sum=\(result.string(row: r, col: 3) ?? "")",
-                            actual:
-                                "count=\(result.string(row: r, col: 4) ?? "") sum=\(result.string(row: r, col: 5) ?? "")"
-                        ))
-                }
+                mismatches += sensorDayMismatches(result, rows: bad, checks: checks, dayRanges: ranges)
             }
         }
         mismatches += try aggregateMismatches(sensorDays: checkedDays, ledger: ledger, db: db)
@@ -284,6 +256,38 @@ package enum VerifyStage {
                 metadata: ["mismatches": "\(mismatches.count)", "run": "\(loadManifest.runID)"])
         }
         return report
+    }
+
+    /// The first and last Bangkok day (`YYYY-MM-DD`) of each check's timestamp range, computed in SQL.
+    static func dayRanges(
+        _ checks: [(file: String, sensors: [String], minTS: Int64, maxTS: Int64)], tz: String, db: PGConnection
+    ) throws -> [(String, String)] {
+        let bounds = checks.flatMap { [$0.minTS, $0.maxTS] }
+        let days = try db.exec(
+            "SELECT (to_timestamp(x) AT TIME ZONE \(tz))::date::text FROM unnest($1::int8[]) WITH ORDINALITY"
+                + " u(x, n) ORDER BY n", parameters: [pgArray(bounds)])
+        return (0..<checks.count).map {
+            (days.string(row: 2 * $0, col: 0) ?? "", days.string(row: 2 * $0 + 1, col: 0) ?? "")
+        }
+    }
+
+    /// The `sensor-day` mismatches of the given result rows (sensor, day, expected count and sum, actual count and
+    /// sum), each attributed to the first chunk of the run holding that sensor on that day, if any.
+    static func sensorDayMismatches(
+        _ result: PGResult, rows: [Int], checks: [(file: String, sensors: [String], minTS: Int64, maxTS: Int64)],
+        dayRanges: [(String, String)]
+    ) -> [VerifyMismatch] {
+        rows.map { r in
+            let sensor = result.string(row: r, col: 0) ?? ""
+            let day = result.string(row: r, col: 1) ?? ""
+            let chunk = checks.indices.first {
+                checks[$0].sensors.contains(sensor) && dayRanges[$0].0 <= day && day <= dayRanges[$0].1
+            }.map { checks[$0].file }
+            return VerifyMismatch(
+                kind: "sensor-day", chunk: chunk, sensorID: sensor, day: day,
+                expected: "count=\(result.string(row: r, col: 2) ?? "") sum=\(result.string(row: r, col: 3) ?? "")",
+                actual: "count=\(result.string(row: r, col: 4) ?? "") sum=\(result.string(row: r, col: 5) ?? "")")
+        }
     }
 
     /// `daily_aggregates` against `sensor_day_stats` for the given sensor-days (`sensor|YYYY-MM-DD`) whose refresh
