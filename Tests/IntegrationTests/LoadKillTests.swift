@@ -17,10 +17,18 @@ struct LoadKillTests {
         return url.appendingPathComponent(".build/debug/bems-load").path
     }()
 
-    func runLoader(_ f: LoadFixture) throws -> Process {
+    /// Runs the loader; `rowsPerSecond` caps it through a config of its own (the rest of the settings default).
+    func runLoader(_ f: LoadFixture, rowsPerSecond: Int? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.executable)
         p.arguments = ["--work-dir", f.workRoot, "--ledger-schema", f.schema, "--env", "dev", "--log-level", "warning"]
+        if let rowsPerSecond {
+            let config = f.workRoot + "-pipeline.json"
+            try AtomicFile.write(
+                Array(#"{"environments": {"dev": {"rateLimit": {"rowsPerSecond": \#(rowsPerSecond)}}}}"#.utf8),
+                to: config)
+            p.arguments! += ["--config", config]
+        }
         var env = ProcessInfo.processInfo.environment
         env["BEMS_DEV_DATABASE_URL"] = f.target.conninfo
         p.environment = env
@@ -40,7 +48,10 @@ struct LoadKillTests {
             try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 8, minutes: 5 * 1440))
             let chunks = try f.work.currentManifest(.dedupe)!.chunks.count
 
-            let process = try runLoader(f)
+            // Rate-limited to ~10 s, so that the kill lands mid-run even when the whole suite loads the machine (at
+            // full speed the loader sometimes finished before the first poll saw a quarter of the chunks committed).
+            let process = try runLoader(f, rowsPerSecond: 40_000)
+            defer { try? FileManager.default.removeItem(atPath: f.workRoot + "-pipeline.json") }
             // Kill it once some, but not all, chunks are committed.
             var committed = 0
             let deadline = Date().addingTimeInterval(120)
