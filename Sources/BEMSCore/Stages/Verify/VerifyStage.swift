@@ -132,7 +132,7 @@ package enum VerifyStage {
                 names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
             let q = try ledger.q(db)
             let tz = try db.quoteLiteral(ledger.timeZone)
-            var checks: [(file: String, sensors: [String], minTS: Int64, maxTS: Int64)] = []
+            var checks: [RunChunk] = []
             var checkRows = 0
             for chunk in dedupe.chunks {
                 chunksChecked += 1
@@ -258,9 +258,12 @@ package enum VerifyStage {
         return report
     }
 
-    /// The first and last Bangkok day (`YYYY-MM-DD`) of each check's timestamp range, computed in SQL.
+    /// A chunk of the checked run: its file, the sensors it holds readings of, its first and last timestamp.
+    typealias RunChunk = (file: String, sensors: [String], minTS: Int64, maxTS: Int64)
+
+    /// The first and last Bangkok day (`YYYY-MM-DD`) of each chunk's timestamps, computed in SQL.
     static func dayRanges(
-        _ checks: [(file: String, sensors: [String], minTS: Int64, maxTS: Int64)], tz: String, db: PGConnection
+        _ checks: [RunChunk], tz: String, db: PGConnection
     ) throws -> [(String, String)] {
         let bounds = checks.flatMap { [$0.minTS, $0.maxTS] }
         let days = try db.exec(
@@ -274,8 +277,7 @@ package enum VerifyStage {
     /// The `sensor-day` mismatches of the given result rows (sensor, day, expected count and sum, actual count and
     /// sum), each attributed to the first chunk of the run holding that sensor on that day, if any.
     static func sensorDayMismatches(
-        _ result: PGResult, rows: [Int], checks: [(file: String, sensors: [String], minTS: Int64, maxTS: Int64)],
-        dayRanges: [(String, String)]
+        _ result: PGResult, rows: [Int], checks: [RunChunk], dayRanges: [(String, String)]
     ) -> [VerifyMismatch] {
         rows.map { r in
             let sensor = result.string(row: r, col: 0) ?? ""
