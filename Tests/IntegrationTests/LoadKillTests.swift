@@ -17,13 +17,16 @@ struct LoadKillTests {
         return url.appendingPathComponent(".build/debug/bems-load").path
     }()
 
+    /// The config file of a rate-limited loader, next to the fixture's work dir.
+    static func configPath(_ f: LoadFixture) -> String { f.workRoot + "-pipeline.json" }
+
     /// Runs the loader; `rowsPerSecond` caps it through a config of its own (the rest of the settings default).
     func runLoader(_ f: LoadFixture, rowsPerSecond: Int? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.executable)
         p.arguments = ["--work-dir", f.workRoot, "--ledger-schema", f.schema, "--env", "dev", "--log-level", "warning"]
         if let rowsPerSecond {
-            let config = f.workRoot + "-pipeline.json"
+            let config = Self.configPath(f)
             try AtomicFile.write(
                 Array(#"{"environments": {"dev": {"rateLimit": {"rowsPerSecond": \#(rowsPerSecond)}}}}"#.utf8),
                 to: config)
@@ -51,7 +54,7 @@ struct LoadKillTests {
             // Rate-limited to ~10 s, so that the kill lands mid-run even when the whole suite loads the machine (at
             // full speed the loader sometimes finished before the first poll saw a quarter of the chunks committed).
             let process = try runLoader(f, rowsPerSecond: 40_000)
-            defer { try? FileManager.default.removeItem(atPath: f.workRoot + "-pipeline.json") }
+            defer { try? FileManager.default.removeItem(atPath: Self.configPath(f)) }
             // Kill it once some, but not all, chunks are committed.
             var committed = 0
             let deadline = Date().addingTimeInterval(120)

@@ -57,7 +57,8 @@ struct VerifyTests {
             let m = try #require(report.mismatches.first)
             #expect(m.kind == "sensor-day" && m.sensorID == "f1_z1_ac1" && m.day == "2019-01-02")
             #expect(m.chunk?.contains("f1-2019-01-02") == true)
-            #expect(m.expected.hasPrefix("count=600 ") && m.actual.hasPrefix("count=600 "))  // 2019-01-02 begins at minute 960
+            // 2019-01-02 (Bangkok) begins at minute 960 of the readings: 600 of them that day.
+            #expect(m.expected.hasPrefix("count=600 ") && m.actual.hasPrefix("count=600 "))
             #expect(report.sensorDaysChecked == 6)  // the run's sensors on its one Bangkok day
             // Every reading of a sensor-day gone: reported with a count of 0.
             try f.db.exec(
