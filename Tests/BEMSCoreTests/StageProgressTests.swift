@@ -117,6 +117,41 @@ final class ProgressRig: @unchecked Sendable {
         #expect(line.terminalLine(stage: "load").hasSuffix("throttled"))
     }
 
+    @Test func aPhaseAfterTheRowsKeepsTheirRateAndShowsItsOwnTime() {
+        let rig = ProgressRig()
+        let p = rig.progress("load", .terminal)
+        p.enterPhase("ignored")  // before the stage begins: nothing to show, and no phase
+        #expect(p.snapshot().phase == nil)
+        p.begin(total: .rows(1_000_000))
+        rig.now += 4
+        p.advance(rows: 1_000_000, bytes: 8_000_000)
+        rig.now += 1  // a second after the last rows
+        p.enterPhase("building indexes")
+        rig.now += 70
+        p.tick()
+        // The rate is the rows' (1 M in 4 s), not one that falls while the indexes build; no ETA.
+        #expect(rig.output.last == "\rload  100.0%  1,000,000 rows  250.0k rows/s  2.0 MB/s  building indexes 1:10")
+        #expect(p.snapshot().etaSeconds == nil && p.snapshot().seconds == 4)
+        p.enterPhase("verifying")
+        rig.now += 3
+        #expect(p.snapshot().phase?.name == "verifying" && p.snapshot().phase?.seconds == 3)
+
+        let log = CapturedLog()
+        let logged = rig.progress("load", .log(every: 1), logger: log.logger)
+        logged.begin(total: .rows(10))
+        rig.now += 2
+        logged.advance(rows: 10)
+        logged.enterPhase("analyzing")
+        rig.now += 5
+        logged.tick()
+        #expect(log.messages == ["load progress: analyzing"])
+        let m = log.recorded[0]
+        #expect(m["phase"] == "analyzing" && m["phase.seconds"] == "5.0" && m["rows.per.second"] == "5")
+        #expect(m["eta.seconds"] == nil && m["percent"] == "100.0")
+        logged.begin(total: .rows(10))  // a new attempt leaves the phase
+        #expect(logged.snapshot().phase == nil)
+    }
+
     @Test func quietDrawsNothingButKeepsChunkTimingsAndPeaks() {
         let rig = ProgressRig()
         let p = rig.progress("load", .quiet)

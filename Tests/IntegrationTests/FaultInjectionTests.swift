@@ -90,13 +90,14 @@ struct FaultInjectionTests {
         try db.exec("CREATE SCHEMA \(schema)")
         try db.exec("SET search_path TO \(schema)")
         let f = try LoadFixture(db: db, schema: schema, url: url)
-        // 7 floors x 8 sensors x 4 days: ~320 k readings, 35 chunks; the load takes several seconds.
+        // 7 floors x 8 sensors x 4 days: ~320 k readings, 35 chunks. The loader is rate-limited (60 000 rows/s, ~5 s)
+        // so the server stops mid-run even when the suite's load makes the first poll late.
         try f.publishDedupe(LoadFixture.readings(floors: 1...7, sensorsPerFloor: 8, minutes: 4 * 1440))
         let chunks = try f.work.currentManifest(.dedupe)!.chunks.count
         let config = server.directory + "-pipeline.json"
         try AtomicFile.write(
             Array(
-                #"{"environments": {"dev": {"retry": {"baseDelaySeconds": 0.5, "maxAttempts": 8, "budgetSeconds": 20, "jitter": "none"}}}}"#
+                #"{"environments": {"dev": {"retry": {"baseDelaySeconds": 0.5, "maxAttempts": 8, "budgetSeconds": 20, "jitter": "none"}, "rateLimit": {"rowsPerSecond": 60000}}}}"#
                     .utf8), to: config)
         defer { try? FileManager.default.removeItem(atPath: config) }
 

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 
 /// The live progress of one stage run, and what the run report needs from it: rows and bytes done, the state
-/// (running, throttled by the rate limits, retrying after a transient database error), each chunk's seconds and the
-/// peak rates for the bandwidth alert.
+/// (running, throttled by the rate limits, retrying after a transient database error), the phase after the rows (a
+/// load's index rebuild and verify), each chunk's seconds and the peak rates for the bandwidth alert.
 ///
 /// The stages call ``advance(rows:bytes:)``, ``recordChunk(seconds:)`` and ``noteRetry()`` from any thread; a timer
 /// draws the progress:
@@ -76,6 +76,7 @@ package final class StageProgress: @unchecked Sendable {
             state.begun = true
             state.rows = 0
             state.bytes = 0
+            state.phase = nil
             state.started = now
             state.windowStart = (now, state.sentRows, state.sentBytes)
         }
@@ -114,6 +115,17 @@ package final class StageProgress: @unchecked Sendable {
         lock.withLock {
             state.retries += 1
             state.lastRetry = now
+        }
+    }
+
+    /// The rows are done and the stage works on (a first load's index rebuild, `ANALYZE`, verify): from now on the
+    /// progress names the phase and its time, and keeps the rates of the rows (they no longer fall while the phase
+    /// runs, and there is no ETA).
+    package func enterPhase(_ name: String) {
+        let now = clock()
+        lock.withLock {
+            guard state.begun else { return }
+            state.phase = (name, now, max(0, state.lastAdvance - state.started))
         }
     }
 
@@ -231,6 +243,8 @@ package struct ProgressState: Sendable {
     var drawn = false
     /// ``StageProgress/begin(total:)`` was called: the stage has work to do.
     var begun = false
+    /// ``StageProgress/enterPhase(_:)``: its name, when it began, and the seconds the rows took.
+    var phase: (name: String, since: Double, rowSeconds: Double)?
 
     package init(started: Double) {
         self.started = started
@@ -264,9 +278,14 @@ package struct ProgressState: Sendable {
         } else {
             activity = .running
         }
-        return ProgressSnapshot(
+        var snapshot = ProgressSnapshot(
             total: total, rows: rows, bytes: bytes, seconds: max(0, now - started), retries: retries,
             throttledSeconds: throttledSeconds, activity: activity)
+        if let phase {
+            snapshot.seconds = phase.rowSeconds
+            snapshot.phase = (phase.name, max(0, now - phase.since))
+        }
+        return snapshot
     }
 }
 
@@ -283,6 +302,15 @@ package struct ProgressSnapshot: Equatable, Sendable {
     package var retries: Int
     package var throttledSeconds: Double
     package var activity: Activity
+    /// The phase after the rows (``StageProgress/enterPhase(_:)``) and its seconds so far; ``seconds`` is then the
+    /// time the rows took.
+    package var phase: (name: String, seconds: Double)?
+
+    package static func == (a: ProgressSnapshot, b: ProgressSnapshot) -> Bool {
+        a.total == b.total && a.rows == b.rows && a.bytes == b.bytes && a.seconds == b.seconds
+            && a.retries == b.retries && a.throttledSeconds == b.throttledSeconds && a.activity == b.activity
+            && a.phase?.name == b.phase?.name && a.phase?.seconds == b.phase?.seconds
+    }
 
     package init(
         total: StageProgress.Total, rows: Int, bytes: Int, seconds: Double, retries: Int = 0,
@@ -309,13 +337,14 @@ package struct ProgressSnapshot: Equatable, Sendable {
     package var rowsPerSecond: Double { seconds > 0 ? Double(rows) / seconds : 0 }
     package var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
 
-    /// Seconds left at the average rate so far; `nil` without a total or before any work.
+    /// Seconds left at the average rate so far; `nil` without a total, before any work, or in a phase.
     package var etaSeconds: Double? {
-        guard let fraction, fraction > 0, seconds > 0 else { return nil }
+        guard phase == nil, let fraction, fraction > 0, seconds > 0 else { return nil }
         return seconds * (1 - fraction) / fraction
     }
 
-    /// `load   42.0%  1,234,567 rows  301.2k rows/s  12.4 MB/s  ETA 1:23  throttled`, or `refresh  working  0:07`.
+    /// `load   42.0%  1,234,567 rows  301.2k rows/s  12.4 MB/s  ETA 1:23  throttled`, `refresh  working  0:07`, or
+    /// in a phase `load  100.0%  123,103,793 rows  905.2k rows/s  71.7 MB/s  building indexes 0:42`.
     package func terminalLine(stage: String) -> String {
         var parts = [stage]
         if total == .unknown, rows == 0, bytes == 0 {  // one statement (refresh): how long it has taken
@@ -327,15 +356,20 @@ package struct ProgressSnapshot: Equatable, Sendable {
         parts.append("\(Self.grouped(rows)) rows")
         parts.append("\(Self.compact(rowsPerSecond)) rows/s")
         if bytes > 0 { parts.append(String(format: "%.1f MB/s", bytesPerSecond / 1e6)) }
-        parts.append(etaSeconds.map { "ETA \(Self.clock($0))" } ?? Self.clock(seconds))
+        if let phase {
+            parts.append("\(phase.name) \(Self.clock(phase.seconds))")
+        } else {
+            parts.append(etaSeconds.map { "ETA \(Self.clock($0))" } ?? Self.clock(seconds))
+        }
         if activity != .running { parts.append(activity.rawValue) }
         return parts.joined(separator: "  ")
     }
 
-    /// `load progress`, or with the state: `load progress: throttled by the rate limits`.
+    /// `load progress`, or with the state: `load progress: throttled by the rate limits`, or the phase:
+    /// `load progress: building indexes`.
     package func logMessage(stage: String) -> String {
         switch activity {
-        case .running: return "\(stage) progress"
+        case .running: return "\(stage) progress" + (phase.map { ": \($0.name)" } ?? "")
         case .throttled: return "\(stage) progress: throttled by the rate limits"
         case .retrying: return "\(stage) progress: retrying after a transient database error"
         }
@@ -351,6 +385,10 @@ package struct ProgressSnapshot: Equatable, Sendable {
         if let etaSeconds { m["eta.seconds"] = "\(Int(etaSeconds.rounded()))" }
         if throttledSeconds > 0 { m["throttled.seconds"] = "\(String(format: "%.1f", throttledSeconds))" }
         if retries > 0 { m["retries"] = "\(retries)" }
+        if let phase {
+            m["phase"] = "\(phase.name)"
+            m["phase.seconds"] = "\(String(format: "%.1f", phase.seconds))"
+        }
         return m
     }
 

@@ -212,6 +212,7 @@ package enum LoadStage {
             let inserted = progress.inserted
             if droppedIndexes {
                 let t0 = Date()
+                options.progress.enterPhase("building indexes")
                 try buildIndexes(schema: schema, db: db, database: database, logger: logger)
                 try schema.setup(on: db)
                 logger.info(
@@ -221,6 +222,7 @@ package enum LoadStage {
             // Fresh planner statistics after a big load, so verify (and the application) get index plans.
             if droppedIndexes || inserted >= 1_000_000 {
                 let t0 = Date()
+                options.progress.enterPhase("analyzing")
                 try schema.analyze(on: db)
                 logger.info(
                     "table analyzed", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
@@ -258,6 +260,7 @@ package enum LoadStage {
         var report: VerifyReport?
         var status = ExitStatus.ok
         if !options.skipVerify {
+            options.progress.enterPhase("verifying")
             let r = try VerifyStage.verify(
                 loadManifest: manifest, work: work, ledger: ledger, db: db, logger: logger)
             report = r
