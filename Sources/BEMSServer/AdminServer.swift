@@ -15,6 +15,9 @@ import NIOCore
 /// | `GET /metrics` | none | Prometheus text: the server's counters and the stages' textfiles |
 /// | `GET /healthz` | none | 200 `{"status": "ok", "database": "up"/"down"}` |
 ///
+/// Each client address may make `serve.requestsPerSecond` requests to `/admin/*` over time, `serve.requestBurst` at
+/// once (``ClientRateLimit``); more get 429 with `Retry-After`, before the token is looked at.
+///
 /// Every answer is JSON (but `/metrics`). Errors are `{"error": "…"}` (and `"field"` for a bad body) and never hold a
 /// connection string, libpq's message or a stack trace; the service token is never logged or echoed.
 package final class AdminServer: Sendable {
@@ -60,10 +63,13 @@ package final class AdminServer: Sendable {
     package let metrics = ServerMetrics()
     let logger: Logger
     private let validation = Gate()
+    package let requestLimit: ClientRateLimit
 
     package init(settings: Settings, logger: Logger) {
         self.settings = settings
         self.logger = logger
+        requestLimit = ClientRateLimit(
+            rate: settings.config.serve.requestsPerSecond, burst: settings.config.serve.requestBurst)
         tokens = ServiceTokens(config: settings.config, variables: settings.variables)
         var supervision = ImportSupervisor.Settings(
             config: settings.config, configPath: settings.configPath, binDirectory: settings.binDirectory,
@@ -89,21 +95,23 @@ package final class AdminServer: Sendable {
 
     /// The Hummingbird application; `onRunning` gets the bound port.
     package func application(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: AdminRequestContext.self)
         router.get("/healthz") { request, _ in await self.answer("/healthz", request) { try await self.healthz() } }
         router.get("/metrics") { request, _ in await self.answer("/metrics", request) { self.metricsText() } }
-        router.post("/admin/import") { request, _ in
-            await self.answer("/admin/import", request) { try await self.startImport(request) }
+        router.post("/admin/import") { request, context in
+            await self.answer("/admin/import", request, limiting: context) { try await self.startImport(request) }
         }
-        router.get("/admin/import/status") { request, _ in
-            await self.answer("/admin/import/status", request) { try self.status(request) }
+        router.get("/admin/import/status") { request, context in
+            await self.answer("/admin/import/status", request, limiting: context) { try self.status(request) }
         }
         router.get("/admin/import/status/:run") { request, context in
             let run = context.parameters.get("run") ?? ""
-            return await self.answer("/admin/import/status/{run}", request) { try self.status(request, run: run) }
+            return await self.answer("/admin/import/status/{run}", request, limiting: context) {
+                try self.status(request, run: run)
+            }
         }
-        router.post("/admin/validate") { request, _ in
-            await self.answer("/admin/validate", request) { try await self.validate(request) }
+        router.post("/admin/validate") { request, context in
+            await self.answer("/admin/validate", request, limiting: context) { try await self.validate(request) }
         }
         return Application(
             router: router,
@@ -176,6 +184,7 @@ package final class AdminServer: Sendable {
             }
             var headers: [(HeaderName, String)] = []
             if error.status == 401 { headers.append((.wwwAuthenticate, #"Bearer realm="bems""#)) }
+            if let seconds = error.retryAfter { headers.append((.retryAfter, "\(seconds)")) }
             // A body over the limit is not read to its end: close the connection instead.
             if error.status == 413 { headers.append((.connection, "close")) }
             return json(error.status, Body(error: error.message, field: error.field), headers: headers)
@@ -184,10 +193,22 @@ package final class AdminServer: Sendable {
 
     /// Runs a handler, turns its ``APIError`` into a JSON error (any other error into a 500 that says only to look at
     /// the log), counts and logs the request (route template, status, milliseconds; never headers or the body).
-    private func answer(_ route: String, _ request: Request, _ body: () async throws -> Reply) async -> Response {
+    /// With a `limiting` context, its client's request limit is taken first: over it, 429 and the handler does not run.
+    private func answer(
+        _ route: String, _ request: Request, limiting context: AdminRequestContext? = nil, _ body: () async throws -> Reply
+    ) async -> Response {
         let started = ContinuousClock.now
         let reply: Reply
         do {
+            if let context, let wait = requestLimit.admit(context.client) {
+                let serve = settings.config.serve
+                throw APIError(
+                    429,
+                    "too many requests from this client: at most \(ClientRateLimit.format(serve.requestsPerSecond)) per"
+                        + " second, \(serve.requestBurst) at once (serve.requestsPerSecond, serve.requestBurst); retry"
+                        + " after \(Int(wait.rounded(.up))) s",
+                    retryAfter: Int(max(1, wait.rounded(.up))))
+            }
             reply = try await body()
         } catch let error as APIError {
             reply = .error(error)
@@ -460,4 +481,19 @@ extension AdminServer {
         _ = try? await runBlocking { supervisor.shutdown(timeout: 15) }
         logger.notice("server stopped")
     }
+}
+
+/// The request context of the admin API: Hummingbird's basic one plus the client's address, the key of its request
+/// limit.
+package struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
+    package var coreContext: CoreRequestContextStorage
+    package let remoteAddress: SocketAddress?
+
+    package init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The client's IP address (without the port: one client opens many connections), or `unknown`.
+    var client: String { remoteAddress?.ipAddress ?? "unknown" }
 }

@@ -8,11 +8,14 @@ package struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     package var message: String
     /// The request field at fault (`stages[1]`, `sample`, `name`), for 400 answers.
     package var field: String?
+    /// Seconds for `Retry-After` (429).
+    package var retryAfter: Int?
 
-    package init(_ status: Int, _ message: String, field: String? = nil) {
+    package init(_ status: Int, _ message: String, field: String? = nil, retryAfter: Int? = nil) {
         self.status = status
         self.message = message
         self.field = field
+        self.retryAfter = retryAfter
     }
 
     package var description: String { "\(status): \(message)" }

@@ -13,6 +13,7 @@ import Testing
         #expect(c.serve.host == "127.0.0.1")
         #expect(c.serve.port == 8787)
         #expect(c.serve.maxBodyBytes == 64 << 20)
+        #expect(c.serve.requestsPerSecond == 10 && c.serve.requestBurst == 60)
         #expect(c.environments["dev"]!.serviceTokenVariable(env: "dev") == "BEMS_DEV_SERVICE_TOKEN")
         #expect(c.environments["prod"]!.serviceTokenVariable(env: "prod") == "BEMS_PROD_SERVICE_TOKEN")
         // Without a name, the variable follows the environment's name.
@@ -32,12 +33,13 @@ import Testing
     @Test func readsTheServeSectionAndTokenVariables() throws {
         let c = try parse(
             """
-            {"serve": {"host": "0.0.0.0", "port": 0, "maxBodyBytes": 1024},
+            {"serve": {"host": "0.0.0.0", "port": 0, "maxBodyBytes": 1024, "requestsPerSecond": 0.5, "requestBurst": 3},
              "environments": {"staging": {"serviceTokenEnv": "STAGING_ADMIN_TOKEN"}}}
             """)
         #expect(c.serve.host == "0.0.0.0")
         #expect(c.serve.port == 0)
         #expect(c.serve.maxBodyBytes == 1024)
+        #expect(c.serve.requestsPerSecond == 0.5 && c.serve.requestBurst == 3)
         #expect(c.environments["staging"]!.serviceTokenVariable(env: "staging") == "STAGING_ADMIN_TOKEN")
         #expect(c.environments["dev"]!.serviceTokenVariable(env: "dev") == "BEMS_DEV_SERVICE_TOKEN")
     }
@@ -49,6 +51,9 @@ import Testing
         (#"{"serve": {"port": 65536}}"#, "serve.port: expected an integer from 0 to 65535"),
         (#"{"serve": {"port": "8787"}}"#, "serve.port: expected a number"),
         (#"{"serve": {"maxBodyBytes": 100}}"#, "serve.maxBodyBytes: expected an integer from 1024"),
+        (#"{"serve": {"requestsPerSecond": 0}}"#, "serve.requestsPerSecond: expected a number above 0"),
+        (#"{"serve": {"requestsPerSecond": true}}"#, "serve.requestsPerSecond: expected a number"),
+        (#"{"serve": {"requestBurst": 0}}"#, "serve.requestBurst: expected an integer from 1"),
         (#"{"environments": {"dev": {"serviceTokenEnv": "BAD-NAME"}}}"#, "environments.dev.serviceTokenEnv"),
         (#"{"environments": {"dev": {"serviceToken": "x"}}}"#, "environments.dev.serviceToken: unknown key"),
     ])

@@ -200,6 +200,36 @@ struct AdminAPITests {
         await f.stop()
     }
 
+    @Test func aClientOverTheRequestLimitGets429WithRetryAfterBeforeItsTokenIsRead() async throws {
+        let f = try await APIFixture(requestLimit: (0.5, 3))
+        do {
+            let client = f.client
+            for _ in 0..<3 {
+                let admitted = try await client.send("GET", "/admin/import/status", token: f.devToken)
+                #expect(admitted.status == 200, "\(admitted)")
+            }
+            let refused = try await client.send("GET", "/admin/import/status", token: f.devToken)
+            #expect(refused.status == 429, "\(refused)")
+            #expect(["1", "2"].contains(refused.headers["retry-after"] ?? ""), "\(refused.headers)")
+            #expect(refused.text.contains("serve.requestsPerSecond"), "\(refused.text)")
+            // Without a token too: the limit comes first, so guessing tokens is limited as well.
+            #expect(try await client.send("POST", "/admin/import").status == 429)
+            // Probes and scrapers are not limited; the refusals are counted.
+            for _ in 0..<5 { #expect(try await client.send("GET", "/healthz").status == 200) }
+            let metrics = try await client.send("GET", "/metrics").text
+            #expect(
+                metrics.contains(#"bems_api_requests_total{route="/admin/import/status",method="GET",status="429"} 1"#),
+                "\(metrics)")
+            // Two seconds on, one more request is admitted.
+            try await Task.sleep(for: .milliseconds(2_100))
+            #expect(try await client.send("GET", "/admin/import/status", token: f.devToken).status == 200)
+        } catch {
+            await f.stop()
+            throw error
+        }
+        await f.stop()
+    }
+
     // MARK: - Bodies
 
     @Test func malformedBodiesGet400NamingTheFieldAndOversizedOnes413() async throws {

@@ -9,6 +9,11 @@ extension PipelineConfig {
         package var port = 8787
         /// The largest request body accepted (a CSV upload to `/admin/validate`); a larger one gets 413.
         package var maxBodyBytes = 64 << 20
+        /// Requests per second each client address may make to `/admin/*` over time (`/healthz` and `/metrics` are not
+        /// limited); more get 429 with `Retry-After`.
+        package var requestsPerSecond = 10.0
+        /// Requests a client may make at once before the rate applies.
+        package var requestBurst = 60
 
         package init() {}
     }
@@ -23,15 +28,24 @@ extension PipelineConfig.Environment {
 }
 
 extension ConfigReader {
-    /// `serve`: `host`, `port`, `maxBodyBytes`.
+    /// `serve`: `host`, `port`, `maxBodyBytes`, `requestsPerSecond`, `requestBurst`.
     func serve(_ value: Any, _ path: String) throws -> PipelineConfig.Serve {
-        let o = try object(value, path, allowed: ["host", "port", "maxBodyBytes"])
+        let o = try object(
+            value, path, allowed: ["host", "port", "maxBodyBytes", "requestsPerSecond", "requestBurst"])
         var s = PipelineConfig.Serve()
         if let v = o["host"] { s.host = try string(v, path + ".host") }
         if let v = o["port"] { s.port = try integer(v, path + ".port", min: 0, max: 65_535) }
         if let v = o["maxBodyBytes"] {
             s.maxBodyBytes = try integer(v, path + ".maxBodyBytes", min: 1024, max: 1 << 32)
         }
+        if let v = o["requestsPerSecond"] {
+            let d = try number(v, path + ".requestsPerSecond").doubleValue
+            guard d.isFinite, d > 0, d <= 1_000_000 else {
+                throw fail(path + ".requestsPerSecond", "expected a number above 0, at most 1000000")
+            }
+            s.requestsPerSecond = d
+        }
+        if let v = o["requestBurst"] { s.requestBurst = try integer(v, path + ".requestBurst", min: 1, max: 1_000_000) }
         return s
     }
 }

@@ -33,7 +33,10 @@ final class APIFixture: @unchecked Sendable {
     /// - Parameters:
     ///   - url: The PostgreSQL server to create the database on (default: the test server).
     ///   - maxBodyBytes: `serve.maxBodyBytes`.
-    init(url: String? = TestDatabase.url, maxBodyBytes: Int = 65_536) async throws {
+    ///   - requestLimit: `serve.requestsPerSecond` and `serve.requestBurst` (default: the configuration's).
+    init(
+        url: String? = TestDatabase.url, maxBodyBytes: Int = 65_536, requestLimit: (rate: Double, burst: Int)? = nil
+    ) async throws {
         try PipelineHarness.requireExecutables()
         guard let url else { throw TestDatabase.MissingURL() }
         root = NSTemporaryDirectory() + "bems-api-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
@@ -48,7 +51,8 @@ final class APIFixture: @unchecked Sendable {
                 {"sources": ["\(input)"],
                  "environments": {"dev": {"retry": {"baseDelaySeconds": 0.2, "maxAttempts": 2, "budgetSeconds": 5,
                    "jitter": "none"}}},
-                 "serve": {"maxBodyBytes": \(maxBodyBytes)}}
+                 "serve": {"maxBodyBytes": \(maxBodyBytes)\(requestLimit.map {
+                    #", "requestsPerSecond": \#($0.rate), "requestBurst": \#($0.burst)"# } ?? "")}}
                 """.utf8), to: configPath)
         adminURL = url
         databaseName = "bems_api_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
