@@ -84,8 +84,13 @@ cmd_start() {
             echo "pg-embedded: already running in $dir on port $running_port (asked for $port)" >&2
             exit 1
         fi
-        echo "pg-embedded: already running in $dir on port $port" >&2
-        return 0
+        if [[ -S "$dir/.s.PGSQL.$port" ]]; then
+            echo "pg-embedded: already running in $dir on port $port" >&2
+            return 0
+        fi
+        # The server runs but its socket file was deleted: nobody can connect to it, so restart it.
+        echo "pg-embedded: running in $dir but its socket $dir/.s.PGSQL.$port is gone: restarting it" >&2
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     fi
     echo "$port" >"$dir/port"
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \

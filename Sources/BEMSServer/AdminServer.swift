@@ -195,7 +195,8 @@ package final class AdminServer: Sendable {
     /// the log), counts and logs the request (route template, status, milliseconds; never headers or the body).
     /// With a `limiting` context, its client's request limit is taken first: over it, 429 and the handler does not run.
     private func answer(
-        _ route: String, _ request: Request, limiting context: AdminRequestContext? = nil, _ body: () async throws -> Reply
+        _ route: String, _ request: Request, limiting context: AdminRequestContext? = nil,
+        _ body: () async throws -> Reply
     ) async -> Response {
         let started = ContinuousClock.now
         let reply: Reply
@@ -242,7 +243,8 @@ package final class AdminServer: Sendable {
         guard settings.config.environments[env] != nil else {
             throw APIError.badField(
                 "env",
-                "unknown environment (expected one of: \(settings.config.environments.keys.sorted().joined(separator: ", ")))")
+                "unknown environment (expected one of: \(settings.config.environments.keys.sorted().joined(separator: ", ")))"
+            )
         }
         return env
     }
@@ -367,7 +369,8 @@ package final class AdminServer: Sendable {
         let runs = RunHistory.latest(work: WorkDir(root: settings.config.workDir), last: 5).filter { $0.env == env }
         return .json(
             200,
-            ImportStatus(env: env, current: supervisor.current(env: env), recent: supervisor.recent(env: env), runs: runs))
+            ImportStatus(
+                env: env, current: supervisor.current(env: env), recent: supervisor.recent(env: env), runs: runs))
     }
 
     /// `GET /admin/import/status/{run}[?env=…]`: an import by id, else a stage run of the work dir by its run id, of

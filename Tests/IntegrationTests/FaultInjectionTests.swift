@@ -75,6 +75,18 @@ struct FaultInjectionTests {
 
     // MARK: - Server stopped and started
 
+    @Test func startRestartsAServerWhoseSocketWasDeleted() throws {
+        let server = try ThrowawayServer()
+        defer { server.remove() }
+        let url = try server.url()
+        #expect(try PGConnection(conninfo: url).exec("SELECT 1").scalar() == "1")
+        try FileManager.default.removeItem(atPath: server.directory + "/.s.PGSQL.\(server.port)")
+        // The postmaster still runs, but nobody can reach it.
+        #expect(throws: PostgresError.self) { try PGConnection(conninfo: url) }
+        try server.start()
+        #expect(try PGConnection(conninfo: url).exec("SELECT 1").scalar() == "1")
+    }
+
     @Test func serverRestartMidLoadEndsWithExactlyTheExpectedContent() async throws {
         try await ExclusiveLoadTests.shared.run { try await serverRestartMidLoad() }
     }
