@@ -115,6 +115,9 @@ package final class AdminServer: Sendable {
         }
         return Application(
             router: router,
+            server: .http1(
+                configuration: .init(
+                    idleTimeout: .milliseconds(Int64((settings.config.serve.idleTimeoutSeconds * 1000).rounded())))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bems"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -13,7 +13,7 @@ import Testing
         #expect(c.serve.host == "127.0.0.1")
         #expect(c.serve.port == 8787)
         #expect(c.serve.maxBodyBytes == 64 << 20)
-        #expect(c.serve.requestsPerSecond == 10 && c.serve.requestBurst == 60)
+        #expect(c.serve.requestsPerSecond == 10 && c.serve.requestBurst == 60 && c.serve.idleTimeoutSeconds == 60)
         #expect(c.environments["dev"]!.serviceTokenVariable(env: "dev") == "BEMS_DEV_SERVICE_TOKEN")
         #expect(c.environments["prod"]!.serviceTokenVariable(env: "prod") == "BEMS_PROD_SERVICE_TOKEN")
         // Without a name, the variable follows the environment's name.
@@ -33,13 +33,14 @@ import Testing
     @Test func readsTheServeSectionAndTokenVariables() throws {
         let c = try parse(
             """
-            {"serve": {"host": "0.0.0.0", "port": 0, "maxBodyBytes": 1024, "requestsPerSecond": 0.5, "requestBurst": 3},
+            {"serve": {"host": "0.0.0.0", "port": 0, "maxBodyBytes": 1024, "requestsPerSecond": 0.5, "requestBurst": 3,
+                       "idleTimeoutSeconds": 2.5},
              "environments": {"staging": {"serviceTokenEnv": "STAGING_ADMIN_TOKEN"}}}
             """)
         #expect(c.serve.host == "0.0.0.0")
         #expect(c.serve.port == 0)
         #expect(c.serve.maxBodyBytes == 1024)
-        #expect(c.serve.requestsPerSecond == 0.5 && c.serve.requestBurst == 3)
+        #expect(c.serve.requestsPerSecond == 0.5 && c.serve.requestBurst == 3 && c.serve.idleTimeoutSeconds == 2.5)
         #expect(c.environments["staging"]!.serviceTokenVariable(env: "staging") == "STAGING_ADMIN_TOKEN")
         #expect(c.environments["dev"]!.serviceTokenVariable(env: "dev") == "BEMS_DEV_SERVICE_TOKEN")
     }
@@ -54,6 +55,7 @@ import Testing
         (#"{"serve": {"requestsPerSecond": 0}}"#, "serve.requestsPerSecond: expected a number above 0"),
         (#"{"serve": {"requestsPerSecond": true}}"#, "serve.requestsPerSecond: expected a number"),
         (#"{"serve": {"requestBurst": 0}}"#, "serve.requestBurst: expected an integer from 1"),
+        (#"{"serve": {"idleTimeoutSeconds": 0}}"#, "serve.idleTimeoutSeconds: expected a number of seconds from 0.1"),
         (#"{"environments": {"dev": {"serviceTokenEnv": "BAD-NAME"}}}"#, "environments.dev.serviceTokenEnv"),
         (#"{"environments": {"dev": {"serviceToken": "x"}}}"#, "environments.dev.serviceToken: unknown key"),
     ])

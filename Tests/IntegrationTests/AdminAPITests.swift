@@ -230,6 +230,22 @@ struct AdminAPITests {
         await f.stop()
     }
 
+    @Test func anIdleConnectionIsClosedAfterServeIdleTimeoutSeconds() async throws {
+        let f = try await APIFixture(idleTimeoutSeconds: 0.5)
+        do {
+            // Connected, nothing sent: closed by the server after about half a second, not left open.
+            let closedAfter = try await f.client.secondsUntilClosedWhenIdle(limit: 20)
+            let seconds = try #require(closedAfter, "the idle connection was still open after 20 s")
+            #expect(seconds >= 0.3 && seconds < 10, "closed after \(seconds) s")
+            // Requests still get their answers.
+            #expect(try await f.client.send("GET", "/healthz").status == 200)
+        } catch {
+            await f.stop()
+            throw error
+        }
+        await f.stop()
+    }
+
     // MARK: - Bodies
 
     @Test func malformedBodiesGet400NamingTheFieldAndOversizedOnes413() async throws {

@@ -14,6 +14,9 @@ extension PipelineConfig {
         package var requestsPerSecond = 10.0
         /// Requests a client may make at once before the rate applies.
         package var requestBurst = 60
+        /// Seconds a connection may stay open without a request (after connecting or after its last answer) before the
+        /// server closes it, so idle or abandoned connections do not pile up.
+        package var idleTimeoutSeconds = 60.0
 
         package init() {}
     }
@@ -28,10 +31,12 @@ extension PipelineConfig.Environment {
 }
 
 extension ConfigReader {
-    /// `serve`: `host`, `port`, `maxBodyBytes`, `requestsPerSecond`, `requestBurst`.
+    /// `serve`: `host`, `port`, `maxBodyBytes`, `requestsPerSecond`, `requestBurst`, `idleTimeoutSeconds`.
     func serve(_ value: Any, _ path: String) throws -> PipelineConfig.Serve {
         let o = try object(
-            value, path, allowed: ["host", "port", "maxBodyBytes", "requestsPerSecond", "requestBurst"])
+            value, path, allowed: [
+                "host", "port", "maxBodyBytes", "requestsPerSecond", "requestBurst", "idleTimeoutSeconds",
+            ])
         var s = PipelineConfig.Serve()
         if let v = o["host"] { s.host = try string(v, path + ".host") }
         if let v = o["port"] { s.port = try integer(v, path + ".port", min: 0, max: 65_535) }
@@ -46,6 +51,9 @@ extension ConfigReader {
             s.requestsPerSecond = d
         }
         if let v = o["requestBurst"] { s.requestBurst = try integer(v, path + ".requestBurst", min: 1, max: 1_000_000) }
+        if let v = o["idleTimeoutSeconds"] {
+            s.idleTimeoutSeconds = try seconds(v, path + ".idleTimeoutSeconds", min: 0.1, max: 86_400)
+        }
         return s
     }
 }

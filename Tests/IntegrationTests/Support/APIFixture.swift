@@ -34,8 +34,10 @@ final class APIFixture: @unchecked Sendable {
     ///   - url: The PostgreSQL server to create the database on (default: the test server).
     ///   - maxBodyBytes: `serve.maxBodyBytes`.
     ///   - requestLimit: `serve.requestsPerSecond` and `serve.requestBurst` (default: the configuration's).
+    ///   - idleTimeoutSeconds: `serve.idleTimeoutSeconds` (default: the configuration's).
     init(
-        url: String? = TestDatabase.url, maxBodyBytes: Int = 65_536, requestLimit: (rate: Double, burst: Int)? = nil
+        url: String? = TestDatabase.url, maxBodyBytes: Int = 65_536, requestLimit: (rate: Double, burst: Int)? = nil,
+        idleTimeoutSeconds: Double? = nil
     ) async throws {
         try PipelineHarness.requireExecutables()
         guard let url else { throw TestDatabase.MissingURL() }
@@ -52,7 +54,8 @@ final class APIFixture: @unchecked Sendable {
                  "environments": {"dev": {"retry": {"baseDelaySeconds": 0.2, "maxAttempts": 2, "budgetSeconds": 5,
                    "jitter": "none"}}},
                  "serve": {"maxBodyBytes": \(maxBodyBytes)\(requestLimit.map {
-                    #", "requestsPerSecond": \#($0.rate), "requestBurst": \#($0.burst)"# } ?? "")}}
+                    #", "requestsPerSecond": \#($0.rate), "requestBurst": \#($0.burst)"# } ?? "")\(idleTimeoutSeconds.map {
+                    #", "idleTimeoutSeconds": \#($0)"# } ?? "")}}
                 """.utf8), to: configPath)
         adminURL = url
         databaseName = "bems_api_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)

@@ -59,14 +59,29 @@ struct HTTPTestClient: Sendable {
             method, path, token: token, headers: ["Content-Type": "application/json"], body: Array(json.utf8))
     }
 
-    private static func exchange(
-        port: Int, method: String, path: String, token: String?, headers: [String: String], body: [UInt8]?,
-        chunked: Bool
-    ) throws -> Response {
+    /// Connects and sends nothing: the seconds until the server closes the connection, or `nil` when it is still
+    /// open after `limit` seconds.
+    func secondsUntilClosedWhenIdle(limit: Int) async throws -> Double? {
+        let port = self.port
+        return try await runBlocking {
+            let fd = try Self.connectSocket(port: port, timeoutSeconds: limit)
+            defer { close(fd) }
+            let started = Date()
+            var byte: UInt8 = 0
+            while true {
+                let n = recv(fd, &byte, 1, 0)
+                if n == 0 || (n < 0 && errno == ECONNRESET) { return Date().timeIntervalSince(started) }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
+                if n < 0 && errno != EINTR { throw ClientError("recv: errno \(errno)") }
+            }
+        }
+    }
+
+    /// A TCP connection to 127.0.0.1:`port` with send and receive timeouts.
+    private static func connectSocket(port: Int, timeoutSeconds: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket: errno \(errno)") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -78,7 +93,20 @@ struct HTTPTestClient: Sendable {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw ClientError("connect to 127.0.0.1:\(port): errno \(errno)") }
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw ClientError("connect to 127.0.0.1:\(port): errno \(error)")
+        }
+        return fd
+    }
+
+    private static func exchange(
+        port: Int, method: String, path: String, token: String?, headers: [String: String], body: [UInt8]?,
+        chunked: Bool
+    ) throws -> Response {
+        let fd = try connectSocket(port: port, timeoutSeconds: 60)
+        defer { close(fd) }
 
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
