@@ -34,7 +34,8 @@ extension ConfigReader {
     /// `serve`: `host`, `port`, `maxBodyBytes`, `requestsPerSecond`, `requestBurst`, `idleTimeoutSeconds`.
     func serve(_ value: Any, _ path: String) throws -> PipelineConfig.Serve {
         let o = try object(
-            value, path, allowed: [
+            value, path,
+            allowed: [
                 "host", "port", "maxBodyBytes", "requestsPerSecond", "requestBurst", "idleTimeoutSeconds",
             ])
         var s = PipelineConfig.Serve()
