@@ -206,12 +206,13 @@ package final class AdminServer: Sendable {
         do {
             if let context, let wait = requestLimit.admit(context.client) {
                 let serve = settings.config.serve
+                let seconds = Int(max(1, wait.rounded(.up)))
                 throw APIError(
                     429,
                     "too many requests from this client: at most \(ClientRateLimit.format(serve.requestsPerSecond)) per"
                         + " second, \(serve.requestBurst) at once (serve.requestsPerSecond, serve.requestBurst); retry"
-                        + " after \(Int(wait.rounded(.up))) s",
-                    retryAfter: Int(max(1, wait.rounded(.up))))
+                        + " after \(seconds) s",
+                    retryAfter: seconds)
             }
             reply = try await body()
         } catch let error as APIError {

@@ -1,8 +1,9 @@
+import BEMSCore
 import Foundation
 import Synchronization
 
 /// The admin API's request limit: a token bucket per client address (`serve.requestsPerSecond`, `serve.requestBurst`).
-/// Unlike the load's ``BEMSCore/RateLimiter`` it never waits: a request over the limit is refused at once (429) and
+/// Each address has a ``BEMSCore/TokenBucket``; unlike the load's ``BEMSCore/RateLimiter`` it never waits: a request over the limit is refused at once (429) and
 /// told when the next one will be admitted.
 ///
 /// The buckets are kept in memory; a bucket that has refilled completely holds nothing worth keeping, so when more
@@ -13,11 +14,7 @@ package final class ClientRateLimit: Sendable {
     /// Tracked addresses above which full buckets are dropped.
     package let maxClients: Int
     private let clock: @Sendable () -> Double
-    private struct Bucket {
-        var tokens: Double
-        var last: Double
-    }
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = Mutex<[String: TokenBucket]>([:])
 
     /// - Parameters:
     ///   - rate: Requests per second over time, above 0.
@@ -40,14 +37,11 @@ package final class ClientRateLimit: Sendable {
     package func admit(_ client: String) -> Double? {
         let now = clock()
         return buckets.withLock { buckets -> Double? in
-            var bucket = buckets[client] ?? Bucket(tokens: burst, last: now)
-            bucket.tokens = min(burst, bucket.tokens + max(0, now - bucket.last) * rate)
-            bucket.last = now
+            var bucket = buckets[client] ?? TokenBucket(rate: rate, burst: burst, now: now)
+            bucket.refill(now: now)
             defer {
                 buckets[client] = bucket
-                if buckets.count > maxClients {
-                    buckets = buckets.filter { min(burst, $0.value.tokens + (now - $0.value.last) * rate) < burst }
-                }
+                if buckets.count > maxClients { buckets = buckets.filter { !$0.value.isFull(at: now) } }
             }
             guard bucket.tokens >= 1 else { return (1 - bucket.tokens) / rate }
             bucket.tokens -= 1

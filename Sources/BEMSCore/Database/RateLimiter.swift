@@ -13,8 +13,7 @@ package final class RateLimiter: Sendable {
     package let burst: Double
     private let clock: RetryPolicy.Clock
     private struct State {
-        var tokens: Double
-        var last: Double
+        var bucket: TokenBucket
         var throttledSeconds: Double = 0
         var waits = 0
     }
@@ -28,7 +27,7 @@ package final class RateLimiter: Sendable {
         self.rate = rate
         self.burst = burst ?? rate
         self.clock = clock
-        state = Mutex(State(tokens: burst ?? rate, last: clock.now()))
+        state = Mutex(State(bucket: TokenBucket(rate: rate, burst: burst ?? rate, now: clock.now())))
     }
 
     /// Takes `count` tokens, waiting as long as the bucket needs to pay them back.
@@ -37,12 +36,10 @@ package final class RateLimiter: Sendable {
     @discardableResult
     package func acquire(_ count: Double) -> Double {
         let wait = state.withLock { s -> Double in
-            let now = clock.now()
-            s.tokens = min(burst, s.tokens + (now - s.last) * rate)
-            s.last = now
-            s.tokens -= count
-            guard s.tokens < 0 else { return 0 }
-            let wait = -s.tokens / rate
+            s.bucket.refill(now: clock.now())
+            s.bucket.tokens -= count
+            guard s.bucket.tokens < 0 else { return 0 }
+            let wait = -s.bucket.tokens / rate
             s.throttledSeconds += wait
             s.waits += 1
             return wait
@@ -53,6 +50,34 @@ package final class RateLimiter: Sendable {
 
     /// Seconds spent waiting so far, by every caller together, and how many calls waited.
     package var throttled: (seconds: Double, waits: Int) { state.withLock { ($0.throttledSeconds, $0.waits) } }
+}
+
+/// A token bucket's arithmetic: `rate` tokens per second up to `burst`, refilled from the time of the last refill.
+/// ``RateLimiter`` (blocking, shared by the load workers) and the admin API's per-client limit (refusing) keep one.
+package struct TokenBucket: Sendable {
+    package let rate: Double
+    package let burst: Double
+    /// Tokens now; negative when taken ahead (the takers wait it off).
+    package var tokens: Double
+    /// When ``tokens`` was last refilled.
+    package var last: Double
+
+    /// A full bucket at `now`.
+    package init(rate: Double, burst: Double, now: Double) {
+        self.rate = rate
+        self.burst = burst
+        tokens = burst
+        last = now
+    }
+
+    /// Adds what `now - last` seconds earned, up to `burst`.
+    package mutating func refill(now: Double) {
+        tokens = min(burst, tokens + max(0, now - last) * rate)
+        last = now
+    }
+
+    /// Whether the bucket is full at `now` (it holds nothing a new bucket would not).
+    package func isFull(at now: Double) -> Bool { tokens + max(0, now - last) * rate >= burst }
 }
 
 /// The limits of one load: rows/s and bytes/s for COPY, attempts/s for connections (`environments.<env>.rateLimit`).

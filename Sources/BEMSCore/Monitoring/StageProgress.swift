@@ -283,7 +283,7 @@ package struct ProgressState: Sendable {
             throttledSeconds: throttledSeconds, activity: activity)
         if let phase {
             snapshot.seconds = phase.rowSeconds
-            snapshot.phase = (phase.name, max(0, now - phase.since))
+            snapshot.phase = ProgressSnapshot.Phase(name: phase.name, seconds: max(0, now - phase.since))
         }
         return snapshot
     }
@@ -304,12 +304,11 @@ package struct ProgressSnapshot: Equatable, Sendable {
     package var activity: Activity
     /// The phase after the rows (``StageProgress/enterPhase(_:)``) and its seconds so far; ``seconds`` is then the
     /// time the rows took.
-    package var phase: (name: String, seconds: Double)?
+    package var phase: Phase?
 
-    package static func == (a: ProgressSnapshot, b: ProgressSnapshot) -> Bool {
-        a.total == b.total && a.rows == b.rows && a.bytes == b.bytes && a.seconds == b.seconds
-            && a.retries == b.retries && a.throttledSeconds == b.throttledSeconds && a.activity == b.activity
-            && a.phase?.name == b.phase?.name && a.phase?.seconds == b.phase?.seconds
+    package struct Phase: Equatable, Sendable {
+        package var name: String
+        package var seconds: Double
     }
 
     package init(
