@@ -209,7 +209,7 @@ package final class AdminServer: Sendable {
                 let seconds = Int(max(1, wait.rounded(.up)))
                 throw APIError(
                     429,
-                    "too many requests from this client: at most \(ClientRateLimit.format(serve.requestsPerSecond)) per"
+                    "too many requests from this client: at most \(PipelineConfig.written(serve.requestsPerSecond)) per"
                         + " second, \(serve.requestBurst) at once (serve.requestsPerSecond, serve.requestBurst); retry"
                         + " after \(seconds) s",
                     retryAfter: seconds)

@@ -49,11 +49,6 @@ package final class ClientRateLimit: Sendable {
         }
     }
 
-    /// `10`, `0.5`: a rate as the configuration writes it.
-    package static func format(_ rate: Double) -> String {
-        rate.rounded() == rate && rate < 1e15 ? String(Int(rate)) : String(rate)
-    }
-
     /// Addresses tracked now.
     package var clients: Int { buckets.withLock { $0.count } }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
+import BEMSCore
 @testable import BEMSServer
 
 @Suite struct ClientRateLimitTests {
@@ -43,6 +44,6 @@ import Testing
         #expect(limit.admit("10.0.1.3") == nil)
         #expect(limit.admit("10.0.1.4") == nil)
         #expect(limit.clients == 4)
-        #expect(ClientRateLimit.format(10) == "10" && ClientRateLimit.format(0.5) == "0.5")
+        #expect(PipelineConfig.written(10) == "10" && PipelineConfig.written(0.5) == "0.5")
     }
 }

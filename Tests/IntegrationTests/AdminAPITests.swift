@@ -15,14 +15,9 @@ struct AdminAPITests {
 
     @Test func importRunsEveryStageAndTheStatusEndpointsFollowIt() async throws {
         try await ExclusiveLoadTests.shared.run {
-            let f = try await APIFixture()
-            do {
+            try await APIFixture().use { f in
                 try await importHappyPath(f)
-            } catch {
-                await f.stop()
-                throw error
             }
-            await f.stop()
         }
     }
 
@@ -123,8 +118,7 @@ struct AdminAPITests {
 
     @Test func twoImportRequestsAtOnceStartOneImportAndTheOtherGets409() async throws {
         try await ExclusiveLoadTests.shared.run {
-            let f = try await APIFixture()
-            do {
+            try await APIFixture().use { f in
                 let client = f.client
                 let token = f.devToken
                 async let first = client.send("POST", "/admin/import", token: token, json: #"{"sample": 1}"#)
@@ -140,19 +134,14 @@ struct AdminAPITests {
                 // Only one import ever ran.
                 let status = try await client.send("GET", "/admin/import/status", token: token).decode(ImportStatus.self)
                 #expect(status.recent.map(\.id) == [id])
-            } catch {
-                await f.stop()
-                throw error
             }
-            await f.stop()
         }
     }
 
     // MARK: - Auth
 
     @Test func adminEndpointsRefuseMissingWrongAndOtherEnvironmentTokens() async throws {
-        let f = try await APIFixture()
-        do {
+        try await APIFixture().use { f in
             let client = f.client
             let endpoints: [(String, String)] = [
                 ("POST", "/admin/import"), ("GET", "/admin/import/status"),
@@ -193,16 +182,11 @@ struct AdminAPITests {
             #expect(!written.contains(f.stagingToken))
             #expect(!written.contains(f.databaseURL))
             #expect(!f.capture.lines(atLeast: .trace).isEmpty)
-        } catch {
-            await f.stop()
-            throw error
         }
-        await f.stop()
     }
 
     @Test func aClientOverTheRequestLimitGets429WithRetryAfterBeforeItsTokenIsRead() async throws {
-        let f = try await APIFixture(requestLimit: (0.5, 3))
-        do {
+        try await APIFixture(requestLimit: (0.5, 3)).use { f in
             let client = f.client
             for _ in 0..<3 {
                 let admitted = try await client.send("GET", "/admin/import/status", token: f.devToken)
@@ -223,34 +207,24 @@ struct AdminAPITests {
             // Two seconds on, one more request is admitted.
             try await Task.sleep(for: .milliseconds(2_100))
             #expect(try await client.send("GET", "/admin/import/status", token: f.devToken).status == 200)
-        } catch {
-            await f.stop()
-            throw error
         }
-        await f.stop()
     }
 
     @Test func anIdleConnectionIsClosedAfterServeIdleTimeoutSeconds() async throws {
-        let f = try await APIFixture(idleTimeoutSeconds: 0.5)
-        do {
+        try await APIFixture(idleTimeoutSeconds: 0.5).use { f in
             // Connected, nothing sent: closed by the server after about half a second, not left open.
             let closedAfter = try await f.client.secondsUntilClosedWhenIdle(limit: 20)
             let seconds = try #require(closedAfter, "the idle connection was still open after 20 s")
             #expect(seconds >= 0.3 && seconds < 10, "closed after \(seconds) s")
             // Requests still get their answers.
             #expect(try await f.client.send("GET", "/healthz").status == 200)
-        } catch {
-            await f.stop()
-            throw error
         }
-        await f.stop()
     }
 
     // MARK: - Bodies
 
     @Test func malformedBodiesGet400NamingTheFieldAndOversizedOnes413() async throws {
-        let f = try await APIFixture(maxBodyBytes: 4096)
-        do {
+        try await APIFixture(maxBodyBytes: 4096).use { f in
             let client = f.client
             let token = f.devToken
             let cases: [(String, String)] = [
@@ -329,11 +303,7 @@ struct AdminAPITests {
             #expect(configuredAnswer.report.totals["rejectedRecords"] == 2)
             // Validation runs aside: the pipeline's work dir got no validate run.
             #expect(WorkDir(root: f.work).runIDs(.validate).isEmpty)
-        } catch {
-            await f.stop()
-            throw error
         }
-        await f.stop()
     }
 
     // MARK: - Database down
@@ -342,14 +312,9 @@ struct AdminAPITests {
         try await ExclusiveLoadTests.shared.run {
             let pg = try ThrowawayServer()
             defer { pg.remove() }
-            let f = try await APIFixture(url: try pg.url())
-            do {
+            try await APIFixture(url: try pg.url()).use { f in
                 try await databaseDown(f, pg)
-            } catch {
-                await f.stop()
-                throw error
             }
-            await f.stop()
         }
     }
 

@@ -97,12 +97,12 @@ struct ConfigReader {
     func seconds(_ value: Any, _ path: String, min: Double, max: Double) throws -> Double {
         let d = try number(value, path).doubleValue
         guard d.isFinite, d >= min, d <= max else {
-            throw fail(path, "expected a number of seconds from \(formatted(min)) to \(formatted(max))")
+            throw fail(
+                path,
+                "expected a number of seconds from \(PipelineConfig.written(min)) to \(PipelineConfig.written(max))")
         }
         return d
     }
-
-    func formatted(_ d: Double) -> String { d.rounded() == d ? String(Int(d)) : String(d) }
 
     /// `environments.<env>.retry`: `baseDelaySeconds`, `maxAttempts`, `budgetSeconds`, `jitter`.
     func retry(_ value: Any, _ path: String, default policy: RetryPolicy) throws -> RetryPolicy {
@@ -257,4 +257,11 @@ struct ConfigReader {
 /// JSON booleans arrive as NSNumber too; their Objective-C type code is `c`.
 private func isBoolean(_ n: NSNumber) -> Bool {
     String(cString: n.objCType) == "c"
+}
+
+extension PipelineConfig {
+    /// A number as a configuration file writes it: `10`, `0.5`.
+    package static func written(_ d: Double) -> String {
+        d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
+    }
 }

@@ -93,6 +93,18 @@ final class APIFixture: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: root)
     }
 
+    /// Runs `body` on the fixture, then stops it whether `body` threw or not.
+    func use<R>(_ body: (APIFixture) async throws -> R) async throws -> R {
+        do {
+            let result = try await body(self)
+            await stop()
+            return result
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
     /// A connection to the fixture's database.
     func connect() throws -> PGConnection { try PGConnection(conninfo: databaseURL) }
 

@@ -180,7 +180,9 @@ package enum VerifyStage {
                         parameters: [Schema.readingsTable]
                     ).scalar() ?? "0") ?? 0
             if !checks.isEmpty {
-                let ranges = try dayRanges(checks, tz: tz, db: db)
+                // The chunks' day ranges: the per-sensor-day check reads them, the grouped scan only to attribute a
+                // mismatch to its chunk.
+                var rangesRead: [(String, String)]?
                 let result: PGResult
                 if checks.count > 1, tableRows > 0, checkRows * 2 >= tableRows {
                     result = try db.exec(
@@ -202,6 +204,7 @@ package enum VerifyStage {
                     // Every sensor-day of the run, each read by one range scan of the (sensor_id, "timestamp")
                     // key: the LATERAL keeps the planner from a whole-table scan, which it chose for a chunk's
                     // sensors over a day range once the table held 123 M readings (33 s a chunk).
+                    let ranges = try dayRanges(checks, tz: tz, db: db)
                     var sensors: [String] = []
                     var firsts: [String] = []
                     var lasts: [String] = []
@@ -212,6 +215,7 @@ package enum VerifyStage {
                             lasts.append(ranges[i].1)
                         }
                     }
+                    rangesRead = ranges
                     result = try db.exec(
                         """
                         WITH k AS (
@@ -239,7 +243,11 @@ package enum VerifyStage {
                     checkedDays.insert(sensor + "|" + (result.string(row: r, col: 1) ?? ""))
                     if try result.bool(row: r, col: 6) == false { bad.append(r) }
                 }
-                mismatches += sensorDayMismatches(result, rows: bad, checks: checks, dayRanges: ranges)
+                if !bad.isEmpty {
+                    mismatches += sensorDayMismatches(
+                        result, rows: bad, checks: checks,
+                        dayRanges: try rangesRead ?? dayRanges(checks, tz: tz, db: db))
+                }
             }
         }
         mismatches += try aggregateMismatches(sensorDays: checkedDays, ledger: ledger, db: db)
