@@ -69,16 +69,18 @@ import Testing
     @Test func loadAndStatementTimeoutSettingsAreRead() throws {
         let c = try parse(
             """
-            {"load": {"minPieceRows": 2500},
+            {"load": {"minPieceRows": 2500, "indexBuildWorkers": 3},
              "environments": {"dev": {"statementTimeout": "30s"}, "staging": {"statementTimeout": 1500},
                               "prod": {"statementTimeout": "2min"}}}
             """)
         #expect(c.load.minPieceRows == 2500)
+        #expect(c.load.indexBuildWorkers == 3)
         #expect(c.environments["dev"]?.statementTimeoutMilliseconds == 30_000)
         #expect(c.environments["staging"]?.statementTimeoutMilliseconds == 1500)
         #expect(c.environments["prod"]?.statementTimeoutMilliseconds == 120_000)
         let defaults = try parse("{}")
         #expect(defaults.load.minPieceRows == 10_000)
+        #expect(defaults.load.indexBuildWorkers == 1)
         #expect(defaults.environments.values.allSatisfy { $0.statementTimeoutMilliseconds == nil })
         let ms = try parse(#"{"environments": {"dev": {"statementTimeout": "250ms"}}}"#)
         #expect(ms.environments["dev"]?.statementTimeoutMilliseconds == 250)
@@ -129,6 +131,7 @@ import Testing
     @Test(arguments: [
         (#"{"load": {"minPieceRows": 0}}"#, "load.minPieceRows: expected an integer from 1 to 50000000"),
         (#"{"load": {"minPieceRows": "10"}}"#, "load.minPieceRows: expected a number"),
+        (#"{"load": {"indexBuildWorkers": 65}}"#, "load.indexBuildWorkers: expected an integer from 0 to 64"),
         (#"{"load": {"minRows": 10}}"#, "load.minRows: unknown key"),
         (#"{"load": 5}"#, "load: expected an object"),
         (#"{"environments": {"dev": {"statementTimeout": "30"}}}"#, "environments.dev.statementTimeout: expected"),

@@ -220,8 +220,31 @@ struct LoadStageTests {
             #expect(refused?.exitStatus == .dataError)
             #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 1)
             try f.db.exec("DELETE FROM sensor_readings WHERE id = (SELECT max(id) FROM sensor_readings)")
-            try LoadStage.buildIndexes(schema: schema, db: f.db, database: f.target, logger: f.logger)
+            // What runs after the key, on its session: the key is there, with the stage's parallel workers.
+            nonisolated(unsafe) var seen: [String?] = []
+            try LoadStage.buildIndexes(
+                schema: schema, db: f.db, database: f.target, workers: 3, logger: f.logger,
+                afterKey: { session in
+                    seen = [
+                        try session.exec("SHOW max_parallel_maintenance_workers").scalar(),
+                        try session.exec("SHOW max_parallel_workers_per_gather").scalar(),
+                        try session.exec(
+                            "SELECT count(*) FROM pg_indexes WHERE indexname = 'sensor_readings_sensor_id_timestamp_key'"
+                                + " AND schemaname = current_schema()"
+                        ).scalar(),
+                    ]
+                })
+            #expect(seen == ["3", "3", "1"])
+            // Reset afterwards: the stage's session goes on with the server's settings.
+            #expect(try f.db.exec("SHOW max_parallel_maintenance_workers").scalar() != "3")
+            #expect(try f.db.exec("SHOW max_parallel_workers_per_gather").scalar() != "3")
             #expect(try f.secondaryIndexCount() == 2)
+            // A failure after the key (verify's) is the build's failure.
+            struct Lost: Error {}
+            #expect(throws: Lost.self) {
+                try LoadStage.buildIndexes(
+                    schema: schema, db: f.db, database: f.target, logger: f.logger, afterKey: { _ in throw Lost() })
+            }
             #expect(try !f.uniqueKeyExists())  // a bare index until setup attaches it
             try schema.setup(on: f.db)
             #expect(try f.uniqueKeyExists())

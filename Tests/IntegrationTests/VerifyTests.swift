@@ -38,6 +38,39 @@ struct VerifyTests {
         }
     }
 
+    @Test func aFirstLoadVerifiesBesideItsIndexBuildsAndReportsWhatTheTableGotWrong() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 1500))
+            // The server changes one value on its way in: the chunk's statistics and the table disagree.
+            _ = try DatabaseSetup.run(
+                on: f.db, timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema, logger: f.logger)
+            try f.db.exec(
+                """
+                CREATE FUNCTION skew_one_reading() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.sensor_id = 'f2_z1_light' AND NEW."timestamp" = to_timestamp(1546304400 + 600) THEN
+                        NEW.reading_value := NEW.reading_value + 0.0001;
+                    END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER skew_one_reading BEFORE INSERT ON sensor_readings
+                    FOR EACH ROW EXECUTE FUNCTION skew_one_reading();
+                """)
+            let result = try await f.load()
+            #expect(try f.secondaryIndexCount() == 2)  // a first load: indexes dropped and rebuilt
+            #expect(result.exitStatus == .dataError)
+            let m = try #require(result.verify?.mismatches.first)
+            #expect(result.verify?.mismatches.count == 1)
+            #expect(m.kind == "sensor-day" && m.sensorID == "f2_z1_light" && m.day == "2019-01-01")
+            // Written once the run was published, as a later verify would.
+            let manifest = try #require(result.manifest)
+            #expect(try f.work.currentManifest(.load)?.runID == manifest.runID)
+            let saved = try AtomicFile.readJSON(
+                VerifyReport.self, from: f.work.runDirectory(.load, manifest.runID) + "/verify.json")
+            #expect(saved == result.verify)
+        }
+    }
+
     @Test func aSmallLaterRunIsCheckedPerChunkAndReportsATamperedRow() async throws {
         try await withLoadFixture { f in
             try f.publishDedupe(LoadFixture.readings(minutes: 1500))

@@ -184,9 +184,12 @@ struct ConfigReader {
             if let d = o["zstdLevel"] { config.chunk.zstdLevel = try integer(d, "chunk.zstdLevel", min: 1, max: 19) }
         }
         if let v = top["load"] {
-            let o = try object(v, "load", allowed: ["minPieceRows"])
+            let o = try object(v, "load", allowed: ["minPieceRows", "indexBuildWorkers"])
             if let d = o["minPieceRows"] {
                 config.load.minPieceRows = try integer(d, "load.minPieceRows", min: 1, max: 50_000_000)
+            }
+            if let d = o["indexBuildWorkers"] {
+                config.load.indexBuildWorkers = try integer(d, "load.indexBuildWorkers", min: 0, max: 64)
             }
         }
         if let v = top["ranges"] {

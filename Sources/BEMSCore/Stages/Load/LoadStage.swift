@@ -199,6 +199,8 @@ package enum LoadStage {
                 "bytes.per.second": "\(settings.rateLimit.bytesPerSecond.map { "\($0)" } ?? "unlimited")",
             ])
         let progress = LoadProgress()
+        // A first load's verify, when it ran beside the index builds (written once the manifest is published).
+        nonisolated(unsafe) var earlyReport: VerifyReport?
         options.progress.begin(total: .rows(pending.reduce(0) { $0 + $1.gaps.reduce(0) { $0 + $1.count } }))
         options.progress.watchThrottling { limits.throttledSeconds }
         do {
@@ -213,7 +215,19 @@ package enum LoadStage {
             if droppedIndexes {
                 let t0 = Date()
                 options.progress.enterPhase("building indexes")
-                try buildIndexes(schema: schema, db: db, database: database, logger: logger)
+                // Verify needs only the unique key, so it runs on the key's session while the second one still
+                // builds the floor btree and BRIN (RESULTS.md: 130.6 s for the phase instead of 146.0 s).
+                let verifyBeside: ((PGConnection) throws -> Void)? =
+                    options.skipVerify
+                    ? nil
+                    : { [progress = options.progress, work] session in
+                        progress.enterPhase("verifying, building indexes")
+                        earlyReport = try VerifyStage.check(
+                            loadRunID: runID, dedupeRunID: dedupe.runID, work: work, ledger: ledger, db: session)
+                    }
+                try buildIndexes(
+                    schema: schema, db: db, database: database, workers: options.config.load.indexBuildWorkers,
+                    logger: logger, afterKey: verifyBeside)
                 try schema.setup(on: db)
                 logger.info(
                     "secondary indexes rebuilt",
@@ -260,9 +274,14 @@ package enum LoadStage {
         var report: VerifyReport?
         var status = ExitStatus.ok
         if !options.skipVerify {
-            options.progress.enterPhase("verifying")
-            let r = try VerifyStage.verify(
-                loadManifest: manifest, work: work, ledger: ledger, db: db, logger: logger)
+            let r: VerifyReport
+            if let early = earlyReport {
+                r = early
+                try VerifyStage.record(r, work: work, logger: logger)
+            } else {
+                options.progress.enterPhase("verifying")
+                r = try VerifyStage.verify(loadManifest: manifest, work: work, ledger: ledger, db: db, logger: logger)
+            }
             report = r
             if !r.passed { status = .dataError }
         }
@@ -283,33 +302,59 @@ package enum LoadStage {
             workers: workers, throttledSeconds: limits.throttledSeconds)
     }
 
-    /// Builds a first load's indexes on two sessions at once: the unique key on this one, the floor btree and the
-    /// BRIN on a second. Each btree build already sorts with parallel workers, but writes the index alone; two
-    /// builds overlap those phases. ``Schema/setup(on:)`` afterwards attaches the key as the constraint and finds the
-    /// rest in place (it also builds whatever is still missing, one after the other).
-    static func buildIndexes(schema: Schema, db: PGConnection, database: DatabaseTarget, logger: Logger) throws {
+    /// Builds a first load's indexes on two sessions at once: the unique key on this one, then `afterKey` (verify)
+    /// on it, while a second session builds the floor btree and then the BRIN. ``Schema/setup(on:)`` afterwards
+    /// attaches the key as the constraint and finds the rest in place (it also builds whatever is still missing,
+    /// one after the other).
+    ///
+    /// The key's build and `afterKey`'s queries use `workers` parallel workers, the second session none: the
+    /// whole phase is CPU-bound, and on a 2-core server the server's default of 2 workers per build (3 processes
+    /// for the key, 3 more beside it) spent more in contention than it won (RESULTS.md, "The phase after the
+    /// chunks").
+    ///
+    /// - Throws: ``PipelineError`` 65 when the key finds duplicates (written outside bems while it was suspended);
+    ///   the first error of either session otherwise. `afterKey` does not run when the key's build failed.
+    static func buildIndexes(
+        schema: Schema, db: PGConnection, database: DatabaseTarget, workers: Int = 1, logger: Logger,
+        afterKey: ((PGConnection) throws -> Void)? = nil
+    ) throws {
         guard let uniqueSQL = try schema.suspendedKeyIndexSQL(on: db) else { return }
         let second = try database.connect(logger: logger)
         final class Box: @unchecked Sendable {
-            // @unchecked: each connection is used by exactly one of the two iterations; errors under `lock`.
+            // @unchecked: each connection (and `afterKey`) is used by exactly one of the two iterations; errors
+            // under `lock`.
             let connections: [PGConnection]
             let statements: [[String]]
+            let afterKey: ((PGConnection) throws -> Void)?
             let lock = NSLock()
             var errors: [any Error] = []
-            init(_ connections: [PGConnection], _ statements: [[String]]) {
+            init(_ connections: [PGConnection], _ statements: [[String]], _ afterKey: ((PGConnection) throws -> Void)?) {
                 self.connections = connections
                 self.statements = statements
+                self.afterKey = afterKey
             }
         }
         let box = Box(
-            [db, second], [[uniqueSQL], [Schema.createReadingsFloorIndexSQL, Schema.createReadingsBRINIndexSQL]])
+            [db, second],
+            [
+                [
+                    "SET max_parallel_maintenance_workers = \(workers)",
+                    "SET max_parallel_workers_per_gather = \(workers)", uniqueSQL,
+                ],
+                [
+                    "SET max_parallel_maintenance_workers = 0", Schema.createReadingsFloorIndexSQL,
+                    Schema.createReadingsBRINIndexSQL,
+                ],
+            ], afterKey)
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             do {
                 for sql in box.statements[i] { try box.connections[i].exec(sql) }
+                if i == 0, let afterKey = box.afterKey { try afterKey(box.connections[0]) }
             } catch {
                 box.lock.withLock { box.errors.append(error) }
             }
         }
+        try? db.exec("RESET max_parallel_maintenance_workers; RESET max_parallel_workers_per_gather")
         if let error = box.errors.first {
             if let e = error as? PostgresError, e.sqlState == "23505" {
                 // Duplicates: setup's rebuild says what to do (and keeps the record).

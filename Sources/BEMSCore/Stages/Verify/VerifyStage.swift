@@ -122,11 +122,40 @@ package enum VerifyStage {
     package static func verify(
         loadManifest: StageManifest, work: WorkDir, ledger: LoadLedger, db: PGConnection, logger: Logger
     ) throws -> VerifyReport {
+        let report = try check(
+            loadRunID: loadManifest.runID, dedupeRunID: loadManifest.upstreamRunID, work: work, ledger: ledger, db: db)
+        try record(report, work: work, logger: logger)
+        return report
+    }
+
+    /// Writes a report into its load run's folder (`verify.json`, which must exist) and logs the outcome.
+    package static func record(_ report: VerifyReport, work: WorkDir, logger: Logger) throws {
+        try AtomicFile.writeJSON(report, to: work.runDirectory(.load, report.loadRunID) + "/verify.json")
+        if report.passed {
+            logger.info(
+                "verify passed",
+                metadata: ["chunks": "\(report.chunksChecked)", "sensor.days": "\(report.sensorDaysChecked)"])
+        } else {
+            logger.info(
+                "verify found mismatches",
+                metadata: ["mismatches": "\(report.mismatches.count)", "run": "\(report.loadRunID)"])
+        }
+    }
+
+    /// The checks of ``verify(loadManifest:work:ledger:db:logger:)`` without writing or logging the report: a
+    /// first load runs them before it publishes its manifest, beside its last index builds.
+    ///
+    /// - Parameters:
+    ///   - loadRunID: The load run (work-dir run id) the report belongs to.
+    ///   - dedupeRunID: The dedupe run the load loaded; `nil` checks only the aggregates (nothing).
+    static func check(
+        loadRunID: String, dedupeRunID: String?, work: WorkDir, ledger: LoadLedger, db: PGConnection
+    ) throws -> VerifyReport {
         let started = Date()
         var mismatches: [VerifyMismatch] = []
         var checkedDays = Set<String>()
         var chunksChecked = 0
-        if let dedupeID = loadManifest.upstreamRunID {
+        if let dedupeID = dedupeRunID {
             let dedupe = try work.manifest(.dedupe, dedupeID)
             let committed = try ledger.committedPieces(
                 names: dedupe.chunks.map(\.file), sha256s: dedupe.chunks.map(\.sha256), on: db)
@@ -251,20 +280,9 @@ package enum VerifyStage {
             }
         }
         mismatches += try aggregateMismatches(sensorDays: checkedDays, ledger: ledger, db: db)
-        let report = VerifyReport(
-            loadRunID: loadManifest.runID, dedupeRunID: loadManifest.upstreamRunID, chunksChecked: chunksChecked,
+        return VerifyReport(
+            loadRunID: loadRunID, dedupeRunID: dedupeRunID, chunksChecked: chunksChecked,
             sensorDaysChecked: checkedDays.count, mismatches: mismatches, seconds: Date().timeIntervalSince(started))
-        try AtomicFile.writeJSON(report, to: work.runDirectory(.load, loadManifest.runID) + "/verify.json")
-        if report.passed {
-            logger.info(
-                "verify passed",
-                metadata: ["chunks": "\(chunksChecked)", "sensor.days": "\(checkedDays.count)"])
-        } else {
-            logger.info(
-                "verify found mismatches",
-                metadata: ["mismatches": "\(mismatches.count)", "run": "\(loadManifest.runID)"])
-        }
-        return report
     }
 
     /// A chunk of the checked run: its file, the sensors it holds readings of, its first and last timestamp.
