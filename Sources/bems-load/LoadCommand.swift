@@ -32,7 +32,10 @@ struct LoadCommand: AsyncParsableCommand {
 
     @Flag(
         name: .customLong("keep-indexes"),
-        help: "Keep the BRIN and floor indexes during a first load (by default they are dropped and rebuilt after).")
+        help: """
+            Keep the indexes and keys during a first load (by default the BRIN and floor indexes are dropped and the \
+            unique and primary keys suspended, all rebuilt after the last chunk).
+            """)
     var keepIndexes = false
 
     @Flag(help: "Load even when the storage pre-flight estimates the database over its storage limit.")

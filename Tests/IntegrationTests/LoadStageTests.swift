@@ -128,7 +128,7 @@ struct LoadStageTests {
             let result = try await f.load()
             #expect(result.verify?.passed == true)
             #expect(try f.tableContent() == f.expectedContent())
-            #expect(try f.uniqueKeyExists())
+            #expect(try f.uniqueKeyExists() && f.primaryKeyExists())
             #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
             // Every row's id is in its chunk's ledger ranges, taken from the sequence before the COPY.
             #expect(
@@ -154,7 +154,7 @@ struct LoadStageTests {
             _ = try await f.load()
             let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
             // As a first load killed after suspending the key: the record stays, verify names the reason.
-            #expect(try schema.suspendUniqueKey(on: f.db, runID: 42))
+            #expect(try schema.suspendKeys(on: f.db, runID: 42) == [.unique, .primary])
             #expect(try !f.uniqueKeyExists())
             let error = #expect(throws: SchemaError.self) { try schema.verify(on: f.db) }
             #expect(error?.description.contains("suspended by a first load (ledger run 42)") == true)
@@ -165,7 +165,7 @@ struct LoadStageTests {
             let refused = #expect(throws: PipelineError.self) { try schema.setup(on: f.db) }
             #expect(refused?.exitStatus == .dataError)
             #expect(refused?.message.contains("duplicate (sensor_id, \"timestamp\") rows") == true)
-            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 1)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 2)  // one transaction
             // Once removed, setup rebuilds the key under its name and forgets the record.
             try f.db.exec("DELETE FROM sensor_readings WHERE id = (SELECT max(id) FROM sensor_readings)")
             try schema.setup(on: f.db)
@@ -175,8 +175,61 @@ struct LoadStageTests {
             // A key that is a bare unique index (created by the application) is not suspended.
             try f.db.exec("ALTER TABLE sensor_readings DROP CONSTRAINT sensor_readings_sensor_id_timestamp_key")
             try f.db.exec("CREATE UNIQUE INDEX app_key ON sensor_readings (sensor_id, \"timestamp\")")
-            #expect(try !schema.suspendUniqueKey(on: f.db, runID: 43))
+            #expect(try schema.suspendKeys(on: f.db, runID: 43).isEmpty)
             #expect(try f.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'app_key'") == 1)
+        }
+    }
+
+    @Test func thePrimaryKeyIsSuspendedWithTheUniqueKeyAndRebuiltBySetup() async throws {
+        try await withLoadFixture { f in
+            try f.publishDedupe(LoadFixture.readings(minutes: 600))
+            _ = try await f.load()
+            let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
+            func primaryKeys() throws -> Int {
+                try f.count(
+                    "SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass('sensor_readings') AND contype = 'p'"
+                        + " AND conname = 'sensor_readings_pkey'")
+            }
+            // A ledger from an older bems: one suspended key per table. Suspending both migrates it.
+            try f.db.exec("DROP TABLE \(Schema.suspendedKeysTable)")
+            try f.db.exec(
+                """
+                CREATE TABLE \(Schema.suspendedKeysTable) (table_oid OID PRIMARY KEY, constraint_name TEXT NOT NULL,
+                    definition TEXT NOT NULL, run_id BIGINT, suspended_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                """)
+            #expect(try schema.suspendKeys(on: f.db, runID: 44) == [.unique, .primary])
+            #expect(try primaryKeys() == 0 && !f.uniqueKeyExists())
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable) WHERE run_id = 44") == 2)
+            // An id written twice meanwhile outside bems: setup says which key and why, and keeps both records.
+            try f.db.exec(
+                "INSERT INTO sensor_readings (id, \"timestamp\", sensor_id, floor_number) SELECT id, \"timestamp\","
+                    + " 'elsewhere', floor_number FROM sensor_readings ORDER BY id LIMIT 1")
+            let refused = #expect(throws: PipelineError.self) { try schema.setup(on: f.db) }
+            #expect(refused?.exitStatus == .dataError)
+            #expect(refused?.message.contains("duplicate (id) rows") == true)
+            #expect(refused?.message.contains("sensor_readings_pkey") == true)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 2)
+            try f.db.exec("DELETE FROM sensor_readings WHERE sensor_id = 'elsewhere'")
+            try schema.setup(on: f.db)
+            #expect(try primaryKeys() == 1 && f.uniqueKeyExists())
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
+            // Prebuilt as bare unique indexes (as the load builds them), setup attaches both.
+            #expect(try schema.suspendKeys(on: f.db, runID: 45).count == 2)
+            for sql in try schema.suspendedKeyIndexSQL(on: f.db).values { try f.db.exec(sql) }
+            try schema.setup(on: f.db)
+            #expect(try primaryKeys() == 1 && f.uniqueKeyExists())
+            // Already back (rebuilt by hand): setup only forgets the records.
+            #expect(try schema.suspendKeys(on: f.db, runID: 46).count == 2)
+            try f.db.exec("ALTER TABLE sensor_readings ADD PRIMARY KEY (id), ADD UNIQUE (sensor_id, \"timestamp\")")
+            try schema.setup(on: f.db)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 0)
+            #expect(try f.count("SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass('sensor_readings')") == 2)
+            // A foreign key refers to the table: the primary key stays, the unique key is still suspended.
+            try f.db.exec("CREATE TABLE refers (reading BIGINT REFERENCES sensor_readings (id))")
+            #expect(try schema.suspendKeys(on: f.db, runID: 47) == [.unique])
+            #expect(try primaryKeys() == 1)
+            try schema.setup(on: f.db)
+            #expect(try f.uniqueKeyExists())
         }
     }
 
@@ -209,7 +262,7 @@ struct LoadStageTests {
             _ = try await f.load()
             let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
             try f.db.exec("DROP INDEX sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
-            #expect(try schema.suspendUniqueKey(on: f.db, runID: 7))
+            #expect(try schema.suspendKeys(on: f.db, runID: 7) == [.unique, .primary])
             // A duplicate written outside bems: the build stops with 65 and keeps the record.
             try f.db.exec(
                 "INSERT INTO sensor_readings (\"timestamp\", sensor_id, floor_number) SELECT \"timestamp\", sensor_id,"
@@ -218,7 +271,7 @@ struct LoadStageTests {
                 try LoadStage.buildIndexes(schema: schema, db: f.db, database: f.target, logger: f.logger)
             }
             #expect(refused?.exitStatus == .dataError)
-            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 1)
+            #expect(try f.count("SELECT count(*) FROM \(Schema.suspendedKeysTable)") == 2)
             try f.db.exec("DELETE FROM sensor_readings WHERE id = (SELECT max(id) FROM sensor_readings)")
             // What runs after the key, on its session: the key is there, with the stage's parallel workers.
             nonisolated(unsafe) var seen: [String?] = []
@@ -239,6 +292,11 @@ struct LoadStageTests {
             #expect(try f.db.exec("SHOW max_parallel_maintenance_workers").scalar() != "3")
             #expect(try f.db.exec("SHOW max_parallel_workers_per_gather").scalar() != "3")
             #expect(try f.secondaryIndexCount() == 2)
+            // The primary key's index, built on the second session, for setup to attach.
+            #expect(
+                try f.count(
+                    "SELECT count(*) FROM pg_indexes WHERE indexname = 'sensor_readings_pkey' AND schemaname = current_schema()"
+                ) == 1)
             // A failure after the key (verify's) is the build's failure.
             struct Lost: Error {}
             #expect(throws: Lost.self) {

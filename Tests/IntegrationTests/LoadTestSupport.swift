@@ -212,6 +212,15 @@ final class LoadFixture {
     }
 
     /// Whether `sensor_readings` has its `(sensor_id, "timestamp")` unique constraint.
+    /// Whether `sensor_readings` has its primary key (which a first load suspends with the unique key).
+    func primaryKeyExists() throws -> Bool {
+        try count(
+            """
+            SELECT count(*) FROM pg_constraint
+            WHERE conrelid = to_regclass('sensor_readings') AND contype = 'p' AND conname = 'sensor_readings_pkey'
+            """) == 1
+    }
+
     func uniqueKeyExists() throws -> Bool {
         try count(
             """

@@ -242,7 +242,7 @@ package struct Schema: Sendable {
     }
 
     private func setupReadings(on db: PGConnection) throws {
-        try restoreUniqueKey(on: db)
+        try restoreKeys(on: db)
         if let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) {
             let problems = try readingsProblems(oid: oid, on: db)
             guard problems.isEmpty else {
@@ -443,81 +443,132 @@ package struct Schema: Sendable {
         }
     }
 
-    // MARK: - The unique key during a first load
+    // MARK: - The keys during a first load
 
-    /// The ledger table that remembers a unique key a first load suspended: `(table_oid, constraint_name,
-    /// definition, run_id, suspended_at)`.
+    /// The ledger table that remembers the keys a first load suspended: `(table_oid, constraint_name, definition,
+    /// run_id, suspended_at)`, one row per key.
     package static let suspendedKeysTable = "suspended_keys"
 
-    /// Drops the `(sensor_id, "timestamp")` unique constraint of `sensor_readings` for a first load, and records its
-    /// name and definition in the ledger (``suspendedKeysTable``) in the same transaction, so that the next
-    /// ``setup(on:)`` (the end of this load, any later load or `bems setup`) rebuilds it even when this process
-    /// dies. Maintaining the btree row by row costs almost twice what building it once costs (measured on 4 M
-    /// readings in chunk order: 12.5 s against 6.8 s; the heap and primary key took 6.1 s).
-    ///
-    /// - Returns: `false`, having changed nothing, when the key is not a plain unique constraint (a bare unique
-    ///   index created by the application is kept).
-    package func suspendUniqueKey(on db: PGConnection, runID: Int64) throws -> Bool {
-        let s = try db.quoteIdentifier(ledgerSchema)
-        return try db.transaction { () throws -> Bool in
-            guard
-                let row = try db.exec(
-                    """
-                    SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c
-                    WHERE c.conrelid = to_regclass($1) AND c.contype = 'u'
-                      AND (SELECT array_agg(a.attname::text ORDER BY k.ord)
-                           FROM unnest(c.conkey) WITH ORDINALITY k(n, ord)
-                           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)
-                          = ARRAY['sensor_id', 'timestamp']
-                    ORDER BY c.conname LIMIT 1
-                    """, parameters: [Self.readingsTable]
-                ).rows.first, let name = row[0], let definition = row[1]
-            else { return false }
-            try db.exec(
-                """
-                CREATE TABLE IF NOT EXISTS \(s).\(Self.suspendedKeysTable) (
-                    table_oid       OID PRIMARY KEY,
-                    constraint_name TEXT NOT NULL,
-                    definition      TEXT NOT NULL,
-                    run_id          BIGINT,
-                    suspended_at    TIMESTAMPTZ NOT NULL DEFAULT now()
-                )
-                """)
-            try db.exec(
-                """
-                INSERT INTO \(s).\(Self.suspendedKeysTable) (table_oid, constraint_name, definition, run_id)
-                VALUES (to_regclass($1)::oid, $2, $3, $4)
-                """, parameters: [Self.readingsTable, name, definition, String(runID)])
-            try db.exec("ALTER TABLE \(Self.readingsTable) DROP CONSTRAINT \(try db.quoteIdentifier(name))")
-            return true
+    /// A key of `sensor_readings` a first load drops and rebuilds after its last chunk.
+    package enum SuspendedKey: String, Sendable, CaseIterable {
+        /// The natural key, `UNIQUE (sensor_id, "timestamp")`.
+        case unique
+        /// The primary key, `PRIMARY KEY (id)`.
+        case primary
+
+        /// The constraint's definition as `pg_get_constraintdef` prints it.
+        var definition: String { self == .unique ? "UNIQUE (sensor_id, \"timestamp\")" : "PRIMARY KEY (id)" }
+        /// `pg_constraint.contype`.
+        var contype: String { self == .unique ? "u" : "p" }
+        /// The key columns, quoted, in order.
+        var columns: String { self == .unique ? "sensor_id, \"timestamp\"" : "id" }
+        /// What the constraint is called in SQL (`UNIQUE`, `PRIMARY KEY`).
+        var keyword: String { self == .unique ? "UNIQUE" : "PRIMARY KEY" }
+
+        init?(definition: String) {
+            guard let key = Self.allCases.first(where: { $0.definition == definition }) else { return nil }
+            self = key
         }
     }
 
-    /// `CREATE UNIQUE INDEX <name> ON sensor_readings (sensor_id, "timestamp")` for a suspended key whose definition is
-    /// exactly that, so it can be built alongside the other indexes (a plain `CREATE INDEX` lock, where `ALTER TABLE
-    /// … ADD CONSTRAINT` would lock out the others); ``setup(on:)`` then attaches it as the constraint. `nil` when
-    /// no key is suspended or its definition has more to it.
-    package func suspendedKeyIndexSQL(on db: PGConnection) throws -> String? {
+    /// Drops the unique constraint on `(sensor_id, "timestamp")` and the primary key on `(id)` of `sensor_readings`
+    /// for a first load, and records their names and definitions in the ledger (``suspendedKeysTable``) in the same
+    /// transaction, so that the next ``setup(on:)`` (the end of this load, any later load or `bems setup`) rebuilds
+    /// them even when this process dies. Maintaining a btree row by row costs more than building it once:
+    /// - the unique key almost twice (measured on 4 M readings in chunk order: 12.5 s against 6.8 s);
+    /// - the primary key, although its ids only grow: two sessions' binary COPY of 2 × 20 M readings took 28.5 s
+    ///   with it and 15.7 s without, and building it afterwards 6 s per 20 M (one index WAL record per row).
+    ///
+    /// - Returns: The keys suspended; none, having changed nothing, when the unique key is not a plain unique
+    ///   constraint (a bare unique index created by the application is kept). The primary key is suspended with the
+    ///   unique key when it is exactly `PRIMARY KEY (id)`; a key a foreign key depends on is never suspended.
+    package func suspendKeys(on db: PGConnection, runID: Int64) throws -> [SuspendedKey] {
+        let s = try db.quoteIdentifier(ledgerSchema)
+        return try db.transaction { () throws -> [SuspendedKey] in
+            func constraint(_ key: SuspendedKey) throws -> String? {
+                try db.exec(
+                    """
+                    SELECT c.conname FROM pg_constraint c
+                    WHERE c.conrelid = to_regclass($1) AND c.contype = $2 AND pg_get_constraintdef(c.oid) = $3
+                      AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)
+                    ORDER BY c.conname LIMIT 1
+                    """, parameters: [Self.readingsTable, key.contype, key.definition]
+                ).rows.first?[0] ?? nil
+            }
+            guard let unique = try constraint(.unique) else { return [] }
+            let found: [(SuspendedKey, String)] = [(.unique, unique)] + (try constraint(.primary).map { [(.primary, $0)] } ?? [])
+            let table = "\(s).\(Self.suspendedKeysTable)"
+            try db.exec(
+                """
+                CREATE TABLE IF NOT EXISTS \(table) (
+                    table_oid       OID NOT NULL,
+                    constraint_name TEXT NOT NULL,
+                    definition      TEXT NOT NULL,
+                    run_id          BIGINT,
+                    suspended_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    PRIMARY KEY (table_oid, constraint_name)
+                )
+                """)
+            // A ledger from before the primary key was suspended too: one row per table.
+            if let old = try db.exec(
+                "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p' AND cardinality(conkey) = 1",
+                parameters: [table]
+            ).rows.first?[0] ?? nil {
+                try db.exec(
+                    "ALTER TABLE \(table) DROP CONSTRAINT \(try db.quoteIdentifier(old)), ADD PRIMARY KEY (table_oid, constraint_name)")
+            }
+            for (key, name) in found {
+                try db.exec(
+                    """
+                    INSERT INTO \(table) (table_oid, constraint_name, definition, run_id)
+                    VALUES (to_regclass($1)::oid, $2, $3, $4)
+                    """, parameters: [Self.readingsTable, name, key.definition, String(runID)])
+            }
+            try db.exec(
+                "ALTER TABLE \(Self.readingsTable) "
+                    + (try found.map { "DROP CONSTRAINT \(try db.quoteIdentifier($0.1))" }.joined(separator: ", ")))
+            return found.map(\.0)
+        }
+    }
+
+    /// `CREATE UNIQUE INDEX <name> ON sensor_readings (<columns>)` for each suspended key, so they can be built
+    /// alongside the other indexes (a plain `CREATE INDEX` lock, where `ALTER TABLE … ADD CONSTRAINT` would lock out
+    /// the others); ``setup(on:)`` then attaches them as the constraints. Empty when no key is suspended; a record
+    /// whose definition has more to it is left to setup.
+    package func suspendedKeyIndexSQL(on db: PGConnection) throws -> [SuspendedKey: String] {
+        var sql: [SuspendedKey: String] = [:]
+        for (name, key) in try suspendedKeys(on: db) {
+            sql[key] =
+                "CREATE UNIQUE INDEX IF NOT EXISTS \(try db.quoteIdentifier(name)) ON \(Self.readingsTable) (\(key.columns))"
+        }
+        return sql
+    }
+
+    /// The recorded keys of `sensor_readings` whose definitions are known: `(constraint name, key)`.
+    private func suspendedKeys(on db: PGConnection) throws -> [(String, SuspendedKey)] {
         let s = try db.quoteIdentifier(ledgerSchema)
         guard
             try db.exec(
                 "SELECT to_regclass($1) IS NOT NULL", parameters: ["\(s).\(Self.suspendedKeysTable)"]
-            ).scalar() == "t",
-            let row = try db.exec(
-                "SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable) WHERE table_oid = to_regclass($1)::oid",
-                parameters: [Self.readingsTable]
-            ).rows.first, let name = row[0], row[1] == "UNIQUE (sensor_id, \"timestamp\")"
-        else { return nil }
-        return "CREATE UNIQUE INDEX IF NOT EXISTS \(try db.quoteIdentifier(name)) ON \(Self.readingsTable)"
-            + " (sensor_id, \"timestamp\")"
+            ).scalar() == "t"
+        else { return [] }
+        return try db.exec(
+            """
+            SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable)
+            WHERE table_oid = to_regclass($1)::oid ORDER BY constraint_name
+            """, parameters: [Self.readingsTable]
+        ).rows.compactMap { row in
+            guard let name = row[0], let key = row[1].flatMap(SuspendedKey.init(definition:)) else { return nil }
+            return (name, key)
+        }
     }
 
-    /// Rebuilds a unique key ``suspendUniqueKey(on:runID:)`` recorded, unless the table has one again, and forgets
-    /// the record. Runs first in ``setup(on:)``, inside its transaction.
+    /// Rebuilds the keys ``suspendKeys(on:runID:)`` recorded, unless the table has them again, and forgets the
+    /// records. Runs first in ``setup(on:)``, inside its transaction.
     ///
-    /// - Throws: ``PipelineError`` 65 when the table holds duplicate keys (written outside bems while the key was
-    ///   suspended); the record stays, so the next setup tries again once they are removed.
-    private func restoreUniqueKey(on db: PGConnection) throws {
+    /// - Throws: ``PipelineError`` 65 when the table holds duplicate keys (written outside bems while they were
+    ///   suspended); the records stay, so the next setup tries again once they are removed.
+    private func restoreKeys(on db: PGConnection) throws {
         let s = try db.quoteIdentifier(ledgerSchema)
         guard
             try db.exec(
@@ -526,36 +577,59 @@ package struct Schema: Sendable {
             let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"])
         else { return }
         let rows = try db.exec(
-            "SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable) WHERE table_oid = $1::oid",
+            "SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable) WHERE table_oid = $1::oid ORDER BY constraint_name",
             parameters: [oid]
         ).rows
-        guard let row = rows.first, let name = row[0], let definition = row[1] else { return }
-        let key = Set(["sensor_id", "timestamp"])
-        // Built beforehand as a bare index (``suspendedKeyIndexSQL(on:)``): attach it as the constraint again.
-        let prebuilt =
-            try db.exec(
-                """
-                SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                WHERE i.indrelid = $1::oid AND c.relname = $2 AND i.indisunique AND i.indisvalid
-                  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid))
-                """, parameters: [oid, name]
-            ).scalar() == "t"
-        if prebuilt {
+        for row in rows {
+            guard let name = row[0], let definition = row[1] else { continue }
+            let key = SuspendedKey(definition: definition)
             let quoted = try db.quoteIdentifier(name)
-            try db.exec("ALTER TABLE \(Self.readingsTable) ADD CONSTRAINT \(quoted) UNIQUE USING INDEX \(quoted)")
-        } else if !(try indexes(oid: oid, on: db)).contains(where: { $0.isUsableUniqueKey && Set($0.keys) == key }) {
-            let sql = "ALTER TABLE \(Self.readingsTable) ADD CONSTRAINT \(try db.quoteIdentifier(name)) \(definition)"
-            let outcome = Result { () throws(PostgresError) in try db.exec(sql) }
-            if case .failure(let error) = outcome {
-                guard error.sqlState == "23505" else { throw error }
-                throw PipelineError.data(
-                    "\(Self.readingsTable) holds duplicate (sensor_id, \"timestamp\") rows, written outside bems while a "
-                        + "first load had its unique key suspended, so the key cannot be rebuilt; list them with SELECT "
-                        + "sensor_id, \"timestamp\", count(*) FROM \(Self.readingsTable) GROUP BY 1, 2 HAVING count(*) > 1, "
-                        + "remove the extra rows, then run bems setup")
+            // Built beforehand as a bare index (``suspendedKeyIndexSQL(on:)``): attach it as the constraint again.
+            let prebuilt =
+                try db.exec(
+                    """
+                    SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                    WHERE i.indrelid = $1::oid AND c.relname = $2 AND i.indisunique AND i.indisvalid
+                      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid))
+                    """, parameters: [oid, name]
+                ).scalar() == "t"
+            if let key, prebuilt {
+                try db.exec("ALTER TABLE \(Self.readingsTable) ADD CONSTRAINT \(quoted) \(key.keyword) USING INDEX \(quoted)")
+            } else if try !hasKey(key, definition: definition, oid: oid, on: db) {
+                let sql = "ALTER TABLE \(Self.readingsTable) ADD CONSTRAINT \(quoted) \(definition)"
+                let outcome = Result { () throws(PostgresError) in try db.exec(sql) }
+                if case .failure(let error) = outcome {
+                    guard error.sqlState == "23505" else { throw error }
+                    let columns = key?.columns ?? definition
+                    throw PipelineError.data(
+                        "\(Self.readingsTable) holds duplicate (\(columns)) rows, written outside bems while a first load "
+                            + "had its keys suspended, so the key \(name) cannot be rebuilt; list them with SELECT "
+                            + "\(columns), count(*) FROM \(Self.readingsTable) GROUP BY \(columns) HAVING count(*) > 1, "
+                            + "remove the extra rows, then run bems setup")
+                }
             }
+            try db.exec(
+                "DELETE FROM \(s).\(Self.suspendedKeysTable) WHERE table_oid = $1::oid AND constraint_name = $2",
+                parameters: [oid, name])
         }
-        try db.exec("DELETE FROM \(s).\(Self.suspendedKeysTable) WHERE table_oid = $1::oid", parameters: [oid])
+    }
+
+    /// Whether the table has the key again: a usable unique index on the natural key's columns, or a primary key.
+    private func hasKey(_ key: SuspendedKey?, definition: String, oid: String, on db: PGConnection) throws -> Bool {
+        switch key {
+        case .unique:
+            let columns = Set(["sensor_id", "timestamp"])
+            return try indexes(oid: oid, on: db).contains { $0.isUsableUniqueKey && Set($0.keys) == columns }
+        case .primary:
+            return try db.exec(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'p')",
+                parameters: [oid]
+            ).scalar() == "t"
+        case nil:
+            // A record from an older bems, whose unique key could have more to its definition.
+            return definition.hasPrefix("UNIQUE (sensor_id, \"timestamp\")")
+                ? try hasKey(.unique, definition: definition, oid: oid, on: db) : false
+        }
     }
 
     // MARK: - Compatibility checks
@@ -568,7 +642,8 @@ package struct Schema: Sendable {
             let suspendedBy =
                 try db.exec("SELECT to_regclass($1) IS NOT NULL", parameters: [marker]).scalar() == "t"
                 ? try db.exec(
-                    "SELECT coalesce(run_id::text, '?') FROM \(marker) WHERE table_oid = $1::oid", parameters: [oid]
+                    "SELECT coalesce(run_id::text, '?') FROM \(marker) WHERE table_oid = $1::oid LIMIT 1",
+                    parameters: [oid]
                 ).scalar() : nil
             if let suspendedBy {
                 problems.append(
