@@ -29,6 +29,28 @@ struct SchemaTests {
                 "SELECT count(*) FROM pg_index WHERE indrelid = 'sensor_readings'::regclass"
             ).scalarInt64()
             #expect(indexCount == 4)  // primary key, unique key, BRIN, floor
+            #expect(
+                try db.exec(
+                    """
+                    SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam
+                    WHERE c.oid = 'sensor_readings_floor_number_timestamp_idx'::regclass
+                    """
+                ).scalar() == "brin")
+        }
+    }
+
+    @Test func aFloorBtreeFromAnEarlierSetupIsKept() throws {
+        try TestDatabase.withSchema { db, schema in
+            let setup = Schema(ledgerSchema: schema)
+            try setup.setup(on: db)
+            try db.exec("DROP INDEX sensor_readings_floor_number_timestamp_idx")
+            try db.exec("CREATE INDEX floor_btree ON sensor_readings (floor_number, \"timestamp\")")
+            try setup.setup(on: db)
+            // Either serves the floor's time ranges: no second floor index.
+            #expect(
+                try db.exec("SELECT count(*) FROM pg_index WHERE indrelid = 'sensor_readings'::regclass").scalarInt64()
+                    == 4)
+            #expect(try db.exec("SELECT to_regclass('sensor_readings_floor_number_timestamp_idx') IS NULL").scalar() == "t")
         }
     }
 

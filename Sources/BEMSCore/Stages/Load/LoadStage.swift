@@ -220,7 +220,7 @@ package enum LoadStage {
                 let t0 = Date()
                 options.progress.enterPhase("building indexes")
                 // Verify needs only the unique key, so it runs on the key's session while the second one still
-                // builds the floor btree and BRIN (RESULTS.md: 130.6 s for the phase instead of 146.0 s).
+                // builds the primary key and the BRINs (RESULTS.md).
                 let verifyBeside: ((PGConnection) throws -> Void)? =
                     options.skipVerify
                     ? nil
@@ -307,7 +307,7 @@ package enum LoadStage {
     }
 
     /// Builds a first load's indexes on two sessions at once: the unique key on this one, then `afterKey` (verify)
-    /// on it, while a second session builds the primary key (when suspended), the floor btree and then the BRIN.
+    /// on it, while a second session builds the primary key (when suspended) and the two BRINs.
     /// ``Schema/setup(on:)`` afterwards attaches the keys as the constraints and finds the rest in place (it also
     /// builds whatever is still missing, one after the other).
     ///
