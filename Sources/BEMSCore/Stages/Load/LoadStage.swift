@@ -234,8 +234,11 @@ package enum LoadStage {
                     logger: logger, afterKey: verifyBeside)
                 try schema.setup(on: db)
                 logger.info(
-                    "secondary indexes rebuilt",
-                    metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))"])
+                    "indexes and keys rebuilt",
+                    metadata: [
+                        "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))",
+                        "verified.beside": "\(earlyReport != nil)",
+                    ])
             }
             // Fresh planner statistics after a big load, so verify (and the application) get index plans.
             if droppedIndexes || inserted >= 1_000_000 {
