@@ -557,21 +557,22 @@ package struct Schema: Sendable {
 
     /// The recorded keys of `sensor_readings` whose definitions are known: `(constraint name, key)`.
     private func suspendedKeys(on db: PGConnection) throws -> [(String, SuspendedKey)] {
-        let s = try db.quoteIdentifier(ledgerSchema)
-        guard
-            try db.exec(
-                "SELECT to_regclass($1) IS NOT NULL", parameters: ["\(s).\(Self.suspendedKeysTable)"]
-            ).scalar() == "t"
-        else { return [] }
+        try suspendedKeyRecords(on: db).compactMap { name, definition in
+            SuspendedKey(definition: definition).map { (name, $0) }
+        }
+    }
+
+    /// Every recorded key of `sensor_readings`, `(constraint name, definition)` by name; none when the ledger has
+    /// no record table or there is no such table.
+    private func suspendedKeyRecords(on db: PGConnection) throws -> [(String, String)] {
+        let table = "\(try db.quoteIdentifier(ledgerSchema)).\(Self.suspendedKeysTable)"
+        guard try db.exec("SELECT to_regclass($1) IS NOT NULL", parameters: [table]).scalar() == "t" else { return [] }
         return try db.exec(
             """
-            SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable)
+            SELECT constraint_name, definition FROM \(table)
             WHERE table_oid = to_regclass($1)::oid ORDER BY constraint_name
             """, parameters: [Self.readingsTable]
-        ).rows.compactMap { row in
-            guard let name = row[0], let key = row[1].flatMap(SuspendedKey.init(definition:)) else { return nil }
-            return (name, key)
-        }
+        ).rows.compactMap { row in row[0].flatMap { name in row[1].map { (name, $0) } } }
     }
 
     /// Rebuilds the keys ``suspendKeys(on:runID:)`` recorded, unless the table has them again, and forgets the
@@ -581,20 +582,9 @@ package struct Schema: Sendable {
     ///   suspended); the records stay, so the next setup tries again once they are removed.
     private func restoreKeys(on db: PGConnection) throws {
         let s = try db.quoteIdentifier(ledgerSchema)
-        guard
-            try db.exec(
-                "SELECT to_regclass($1) IS NOT NULL", parameters: ["\(s).\(Self.suspendedKeysTable)"]
-            ).scalar() == "t",
-            let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"])
-        else { return }
-        let rows = try db.exec(
-            """
-            SELECT constraint_name, definition FROM \(s).\(Self.suspendedKeysTable)
-            WHERE table_oid = $1::oid ORDER BY constraint_name
-            """, parameters: [oid]
-        ).rows
-        for row in rows {
-            guard let name = row[0], let definition = row[1] else { continue }
+        let records = try suspendedKeyRecords(on: db)
+        guard !records.isEmpty, let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) else { return }
+        for (name, definition) in records {
             let key = SuspendedKey(definition: definition)
             let quoted = try db.quoteIdentifier(name)
             // Built beforehand as a bare index (``suspendedKeyIndexSQL(on:)``): attach it as the constraint again.
