@@ -179,7 +179,7 @@ struct FaultInjectionTests {
             ])
         try expectExactlyLoaded(f, chunks: chunks)
         // The restart's partial first load is finished and the secondary indexes are back.
-        #expect(try f.secondaryIndexCount() == 2)
+        #expect(try f.secondaryIndexCount() == 1)
         #expect(try f.uniqueKeyExists() && f.primaryKeyExists())
     }
 }

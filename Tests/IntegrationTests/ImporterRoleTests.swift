@@ -70,7 +70,7 @@ struct ImporterRoleTests {
                 "DROP TABLE sensor_readings", "TRUNCATE sensor_readings", "CREATE ROLE bems_sneaky",
                 "DROP TABLE daily_aggregates", "TRUNCATE daily_aggregates",
                 "DELETE FROM daily_aggregates", "INSERT INTO daily_aggregates (sensor_id) VALUES ('x')", "ALTER TABLE sensor_readings ADD COLUMN x int",
-                "DROP INDEX sensor_readings_timestamp_brin", "DROP TABLE \(schema).runs", "TRUNCATE \(schema).loaded_chunks",
+                "DROP INDEX sensor_readings_floor_number_timestamp_idx", "DROP TABLE \(schema).runs", "TRUNCATE \(schema).loaded_chunks",
                 "CREATE TABLE \(schema).extra (a int)",
             ] {
                 #expect {

@@ -95,7 +95,7 @@ struct LoadKillTests {
             )
             #expect(try f.verify().passed)
             // The first load dropped the secondary indexes; the rerun's setup recreated them.
-            #expect(try f.secondaryIndexCount() == 2)
+            #expect(try f.secondaryIndexCount() == 1)
             #expect(try f.uniqueKeyExists() && f.primaryKeyExists())
         }
     }

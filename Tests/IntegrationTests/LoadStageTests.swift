@@ -9,6 +9,10 @@ struct LoadStageTests {
         try await withLoadFixture { f in
             let readings = LoadFixture.readings(minutes: 1500)  // two UTC days, 2 floors, 3 sensors
             try f.publishDedupe(readings)
+            // A timestamp BRIN an earlier bems created: the first load builds the current set, without it.
+            _ = try DatabaseSetup.run(
+                on: f.db, timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema, logger: f.logger)
+            try f.db.exec("CREATE INDEX sensor_readings_timestamp_brin ON sensor_readings USING brin (\"timestamp\")")
             let result = try await f.load()
             #expect(result.inserted == readings.count)
             #expect(result.updated == 0)
@@ -16,7 +20,7 @@ struct LoadStageTests {
             #expect(result.verify?.passed == true)
             #expect(try f.tableContent() == f.expectedContent())
             #expect(try f.count("SELECT count(*) FROM sensor_readings") == readings.count)
-            #expect(try f.secondaryIndexCount() == 2)  // dropped for the first load, rebuilt after
+            #expect(try f.secondaryIndexCount() == 1)  // dropped for the first load, rebuilt after
             // Unix 1546304400 is 2019-01-01 01:00:00 UTC, whatever the session time zone.
             let first = try f.db.exec(
                 """
@@ -261,7 +265,7 @@ struct LoadStageTests {
             try f.publishDedupe(LoadFixture.readings(minutes: 600))
             _ = try await f.load()
             let schema = Schema(timeZone: Schema.defaultTimeZone, ledgerSchema: f.schema)
-            try f.db.exec("DROP INDEX sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
+            try f.db.exec("DROP INDEX sensor_readings_floor_number_timestamp_idx")
             #expect(try schema.suspendKeys(on: f.db, runID: 7) == [.unique, .primary])
             // A duplicate written outside bems: the build stops with 65 and keeps the record.
             try f.db.exec(
@@ -291,7 +295,7 @@ struct LoadStageTests {
             // Reset afterwards: the stage's session goes on with the server's settings.
             #expect(try f.db.exec("SHOW max_parallel_maintenance_workers").scalar() != "3")
             #expect(try f.db.exec("SHOW max_parallel_workers_per_gather").scalar() != "3")
-            #expect(try f.secondaryIndexCount() == 2)
+            #expect(try f.db.exec("SELECT to_regclass('sensor_readings_floor_number_timestamp_idx') IS NOT NULL").scalar() == "t")
             // The primary key's index, built on the second session, for setup to attach.
             #expect(
                 try f.count(
@@ -310,7 +314,7 @@ struct LoadStageTests {
             #expect(
                 try f.count(
                     "SELECT count(*) FROM pg_indexes WHERE tablename = 'sensor_readings' AND schemaname = current_schema()"
-                ) == 4)
+                ) == 3)
         }
     }
 }

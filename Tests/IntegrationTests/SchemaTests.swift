@@ -18,8 +18,7 @@ struct SchemaTests {
                 parameters: [schema]
             ).rows.compactMap { $0[0] }
             for name in [
-                "sensor_readings", "sensor_readings_sensor_id_timestamp_key", "sensor_readings_timestamp_brin",
-                "sensor_readings_floor_number_timestamp_idx", "daily_aggregates", "daily_aggregates_key", "runs",
+                "sensor_readings", "sensor_readings_sensor_id_timestamp_key", "sensor_readings_floor_number_timestamp_idx", "daily_aggregates", "daily_aggregates_key", "runs",
                 "loaded_chunks", "replaced_readings", "dirty_sensor_days",
             ] {
                 #expect(relations.contains(name), "missing \(name)")
@@ -28,7 +27,7 @@ struct SchemaTests {
             let indexCount = try db.exec(
                 "SELECT count(*) FROM pg_index WHERE indrelid = 'sensor_readings'::regclass"
             ).scalarInt64()
-            #expect(indexCount == 4)  // primary key, unique key, BRIN, floor
+            #expect(indexCount == 3)  // primary key, unique key, floor BRIN
             #expect(
                 try db.exec(
                     """
@@ -49,8 +48,22 @@ struct SchemaTests {
             // Either serves the floor's time ranges: no second floor index.
             #expect(
                 try db.exec("SELECT count(*) FROM pg_index WHERE indrelid = 'sensor_readings'::regclass").scalarInt64()
-                    == 4)
+                    == 3)
             #expect(try db.exec("SELECT to_regclass('sensor_readings_floor_number_timestamp_idx') IS NULL").scalar() == "t")
+        }
+    }
+
+    @Test func aTimestampBRINFromAnEarlierSetupIsKeptAndNotCreated() throws {
+        try TestDatabase.withSchema { db, schema in
+            let setup = Schema(ledgerSchema: schema)
+            try setup.setup(on: db)
+            #expect(try db.exec("SELECT to_regclass('sensor_readings_timestamp_brin') IS NULL").scalar() == "t")
+            try db.exec("CREATE INDEX sensor_readings_timestamp_brin ON sensor_readings USING brin (\"timestamp\")")
+            try setup.setup(on: db)
+            try setup.verify(on: db)
+            #expect(
+                try db.exec("SELECT count(*) FROM pg_index WHERE indrelid = 'sensor_readings'::regclass").scalarInt64()
+                    == 4)
         }
     }
 

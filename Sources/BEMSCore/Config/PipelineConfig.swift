@@ -41,7 +41,7 @@ package struct PipelineConfig: Sendable, Equatable {
         package var minPieceRows: Int = 10_000
         /// Parallel workers (`max_parallel_maintenance_workers`) of a first load's unique-key build, and
         /// (`max_parallel_workers_per_gather`) of the verify scan that follows it on the same session; the second
-        /// session's primary key and BRINs build with none. The default 1 fits a 2-core server: with the server's
+        /// session's primary key and floor BRIN build with none. The default 1 fits a 2-core server: with the server's
         /// default 2 the key's sort ran 3 processes on 2 cores and took 91 s where 1 worker took 75 s (RESULTS.md).
         package var indexBuildWorkers: Int = 1
     }

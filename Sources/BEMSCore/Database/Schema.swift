@@ -10,14 +10,17 @@
 /// - `UNIQUE (sensor_id, "timestamp")` is the natural key. The loader's `INSERT … ON CONFLICT (sensor_id,
 ///   "timestamp")` needs it, and because `sensor_id` leads, the same btree serves per-sensor time-range queries
 ///   (`WHERE sensor_id = $1 AND "timestamp" BETWEEN $2 AND $3`), so no separate per-sensor index is kept.
-/// - `BRIN ("timestamp")`: building-wide time-range scans (all sensors for a day or week, the refresh window). Rows
-///   arrive in time order per load, so heap blocks correlate with time; a BRIN index is a few hundred kilobytes
-///   where a btree on ~100 M rows would be gigabytes, and it costs almost nothing during bulk COPY.
-/// - `BRIN (floor_number, "timestamp")`: per-floor dashboards, equality on the floor then a range on time. A load
-///   writes floor-day chunks, so heap blocks correlate with both; measured on the full dataset (123 M readings) a
-///   floor's hourly averages over a week read 4 352 heap blocks through it, 190–366 ms, like the 229–330 ms of the
-///   btree it replaces, which took 965 MB (this one 432 kB) and 69 s of a first load's CPU to build (this one 17 s).
-///   A database set up by an earlier bems keeps its btree (either serves).
+/// - `BRIN (floor_number, "timestamp")`: per-floor dashboards, equality on the floor then a range on time, and
+///   building-wide time ranges (all sensors for a day or week): a BRIN keeps each column's range per block range
+///   and uses any of them on its own. A load writes floor-day chunks, so heap blocks correlate with both; a BRIN is
+///   a few hundred kilobytes where a btree on ~100 M rows is gigabytes. Measured on the full dataset (123 M
+///   readings): a floor's hourly averages over a week read 4 352 heap blocks through it, 190–366 ms, like the
+///   229–330 ms of the btree it replaces, which took 965 MB (this one 432 kB) and 69 s of a first load's CPU to
+///   build (this one 17 s). A database set up by an earlier bems keeps its btree (either serves).
+/// - No BRIN on `"timestamp"` alone (earlier bems created `sensor_readings_timestamp_brin`): for one day of every
+///   sensor the floor BRIN gave the same plan and read the same 8 869 buffers, and a first load spent about 13 s of
+///   CPU building it. An earlier database keeps it until its next first load, which
+///   builds the indexes above.
 ///
 /// ## `daily_aggregates`
 ///
@@ -257,9 +260,6 @@ package struct Schema: Sendable {
         }
         let oid = try relation(Self.readingsTable, on: db, kinds: ["r", "p"]) ?? "0"
         let indexes = try self.indexes(oid: oid, on: db)
-        if !indexes.contains(where: { $0.method == "brin" && $0.keys == ["timestamp"] }) {
-            try db.exec(Self.createReadingsBRINIndexSQL)
-        }
         if !indexes.contains(where: {
             ["brin", "btree"].contains($0.method) && $0.keys.starts(with: ["floor_number", "timestamp"])
         }) {
@@ -1030,12 +1030,7 @@ extension Schema {
         )
         """
 
-    /// BRIN index for building-wide time-range scans.
-    package static let createReadingsBRINIndexSQL = """
-        CREATE INDEX IF NOT EXISTS sensor_readings_timestamp_brin ON sensor_readings USING brin ("timestamp")
-        """
-
-    /// BRIN index for per-floor time-range queries (see the type's notes).
+    /// BRIN index for per-floor and building-wide time-range queries (see the type's notes).
     package static let createReadingsFloorIndexSQL = """
         CREATE INDEX IF NOT EXISTS sensor_readings_floor_number_timestamp_idx
             ON sensor_readings USING brin (floor_number, "timestamp")

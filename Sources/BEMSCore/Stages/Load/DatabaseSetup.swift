@@ -24,8 +24,7 @@ package enum DatabaseSetup {
         // Besides what verify checks: the ledger's additive table, and the secondary indexes a killed first load
         // may have left dropped.
         let extra = [
-            try db.quoteIdentifier(ledgerSchema) + ".sensor_day_stats", "sensor_readings_timestamp_brin",
-            "sensor_readings_floor_number_timestamp_idx",
+            try db.quoteIdentifier(ledgerSchema) + ".sensor_day_stats", "sensor_readings_floor_number_timestamp_idx",
         ]
         func exists(_ name: String) throws -> Bool {
             try db.exec("SELECT to_regclass($1) IS NOT NULL", parameters: [name]).scalar() == "t"
@@ -71,7 +70,7 @@ package enum DatabaseSetup {
         let ledgerTables = ["runs", "loaded_chunks", "replaced_readings", Schema.dirtyTable, "sensor_day_stats"]
         let objects =
             [
-                Schema.readingsTable, "sensor_readings_timestamp_brin", "sensor_readings_floor_number_timestamp_idx",
+                Schema.readingsTable, "sensor_readings_floor_number_timestamp_idx",
                 Schema.aggregatesTable, "daily_aggregates_key",
             ] + ledgerTables.map { ledgerSchema + "." + $0 }
         func exists(_ name: String) throws -> Bool {

@@ -167,6 +167,7 @@ package enum LoadStage {
         // Empty at the start, under the advisory lock: a first load (see ChunkLoader.startedEmpty).
         let startedEmpty = try db.exec("SELECT NOT EXISTS (SELECT 1 FROM \(Schema.readingsTable))").scalar() == "t"
         if options.dropIndexesOnFirstLoad, pending.count > 1, startedEmpty, try DatabaseSetup.ownsReadings(on: db) {
+            // sensor_readings_timestamp_brin: an earlier bems's, which the floor BRIN replaces (Schema).
             try db.exec(
                 "DROP INDEX IF EXISTS sensor_readings_timestamp_brin, sensor_readings_floor_number_timestamp_idx")
             droppedIndexes = true
@@ -220,7 +221,7 @@ package enum LoadStage {
                 let t0 = Date()
                 options.progress.enterPhase("building indexes")
                 // Verify needs only the unique key, so it runs on the key's session while the second one still
-                // builds the primary key and the BRINs (RESULTS.md).
+                // builds the primary key and the floor BRIN (RESULTS.md).
                 let verifyBeside: ((PGConnection) throws -> Void)? =
                     options.skipVerify
                     ? nil
@@ -310,7 +311,7 @@ package enum LoadStage {
     }
 
     /// Builds a first load's indexes on two sessions at once: the unique key on this one, then `afterKey` (verify)
-    /// on it, while a second session builds the primary key (when suspended) and the two BRINs.
+    /// on it, while a second session builds the primary key (when suspended) and the floor BRIN.
     /// ``Schema/setup(on:)`` afterwards attaches the keys as the constraints and finds the rest in place (it also
     /// builds whatever is still missing, one after the other).
     ///
@@ -350,7 +351,7 @@ package enum LoadStage {
                     "SET max_parallel_workers_per_gather = \(workers)", uniqueSQL,
                 ],
                 ["SET max_parallel_maintenance_workers = 0"] + (keys[.primary].map { [$0] } ?? [])
-                    + [Schema.createReadingsFloorIndexSQL, Schema.createReadingsBRINIndexSQL],
+                    + [Schema.createReadingsFloorIndexSQL],
             ], afterKey)
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             do {
