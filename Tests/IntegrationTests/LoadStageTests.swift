@@ -290,8 +290,19 @@ struct LoadStageTests {
                                 + " AND schemaname = current_schema()"
                         ).scalar(),
                     ]
+                    // Autovacuum's lock is refused meanwhile (it skips the table); a reader is not.
+                    let other = try f.target.connect(logger: f.logger)
+                    let refused = #expect(throws: PostgresError.self) {
+                        try other.transaction {
+                            try other.exec("LOCK TABLE sensor_readings IN SHARE UPDATE EXCLUSIVE MODE NOWAIT")
+                        }
+                    }
+                    seen.append(refused?.sqlState)
+                    seen.append(try other.exec("SELECT count(*) > 0 FROM sensor_readings").scalar())
                 })
-            #expect(seen == ["3", "3", "1"])
+            #expect(seen == ["3", "3", "1", "55P03", "t"])
+            // Released afterwards.
+            try f.db.transaction { try f.db.exec("LOCK TABLE sensor_readings IN SHARE UPDATE EXCLUSIVE MODE NOWAIT") }
             // Reset afterwards: the stage's session goes on with the server's settings.
             #expect(try f.db.exec("SHOW max_parallel_maintenance_workers").scalar() != "3")
             #expect(try f.db.exec("SHOW max_parallel_workers_per_gather").scalar() != "3")
