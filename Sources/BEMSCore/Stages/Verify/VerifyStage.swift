@@ -230,10 +230,7 @@ package enum VerifyStage {
                         WITH e AS (
                             SELECT s.sensor_id, s.day, s.reading_count AS c, s.value_sum AS v
                             FROM \(q).sensor_day_stats s
-                        ), b AS (
-                            SELECT (min(day)::timestamp AT TIME ZONE \(tz)) AS lo,
-                                   ((max(day) + 1)::timestamp AT TIME ZONE \(tz)) AS hi
-                            FROM \(q).sensor_day_stats
+                        ), b AS (\(dayBoundsSQL(tz: tz, statsTable: "\(q).sensor_day_stats"))
                         ), a AS (
                             SELECT r.sensor_id, (\(day))::date AS day,
                                    count(*) AS c, coalesce(sum(r.reading_value), 0) AS v
@@ -313,10 +310,7 @@ package enum VerifyStage {
     static func dayZone(tz: String, statsTable: String, db: PGConnection) throws -> String {
         let offset = try db.exec(
             """
-            WITH b AS (
-                SELECT (min(day)::timestamp AT TIME ZONE \(tz)) AS lo,
-                       ((max(day) + 1)::timestamp AT TIME ZONE \(tz)) AS hi
-                FROM \(statsTable)
+            WITH b AS (\(dayBoundsSQL(tz: tz, statsTable: statsTable))
             ), o AS (
                 SELECT b.lo, b.hi, (b.lo AT TIME ZONE \(tz)) - (b.lo AT TIME ZONE 'UTC') AS v FROM b
             )
@@ -330,6 +324,14 @@ package enum VerifyStage {
         ).rows.first?[0] ?? nil
         guard let offset, let seconds = Int(offset) else { return tz }
         return "INTERVAL '\(seconds) seconds'"
+    }
+
+    /// The first instant (`lo`) and the end (`hi`) of the days in `statsTable`, in the zone `tz`.
+    private static func dayBoundsSQL(tz: String, statsTable: String) -> String {
+        """
+        SELECT (min(day)::timestamp AT TIME ZONE \(tz)) AS lo, ((max(day) + 1)::timestamp AT TIME ZONE \(tz)) AS hi
+        FROM \(statsTable)
+        """
     }
 
     /// A chunk of the checked run: its file, the sensors it holds readings of, its first and last timestamp.
