@@ -555,6 +555,12 @@ package struct Schema: Sendable {
         return sql
     }
 
+    /// Whether keys of `sensor_readings` are recorded as suspended (a first load running, or killed before setup
+    /// restored them): ``setup(on:)`` has work to do even when ``verify(on:)`` passes.
+    package func hasSuspendedKeys(on db: PGConnection) throws -> Bool {
+        try !suspendedKeyRecords(on: db).isEmpty
+    }
+
     /// The recorded keys of `sensor_readings` whose definitions are known: `(constraint name, key)`.
     private func suspendedKeys(on db: PGConnection) throws -> [(String, SuspendedKey)] {
         try suspendedKeyRecords(on: db).compactMap { name, definition in

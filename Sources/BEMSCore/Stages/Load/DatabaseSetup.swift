@@ -34,8 +34,9 @@ package enum DatabaseSetup {
             "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'piece_start' AND NOT attisdropped)",
             parameters: [try db.quoteIdentifier(ledgerSchema) + ".loaded_chunks"]
         ).scalar() == "t"
-        if pieces, (try? Schema(timeZone: timeZone, ledgerSchema: ledgerSchema).verify(on: db)) != nil,
-            try extra.allSatisfy(exists)
+        let schema = Schema(timeZone: timeZone, ledgerSchema: ledgerSchema)
+        // Suspended keys: a killed first load's prebuilt indexes pass verify, but only setup attaches them.
+        if pieces, (try? schema.verify(on: db)) != nil, try extra.allSatisfy(exists), try !schema.hasSuspendedKeys(on: db)
         {
             return
         }
